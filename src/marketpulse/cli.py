@@ -1,0 +1,249 @@
+"""The ``marketpulse`` command line: ``run``, ``replay``, ``bench``, ``version``.
+
+Known failures (a file that cannot be read, a broken config) print one line on stderr and exit non-zero,
+without a traceback. Commands that report figures accept ``--json`` and then print exactly one JSON object.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from marketpulse import __version__
+from marketpulse.clock import ReplayClock, parse_speed
+from marketpulse.config import Settings, load_settings
+from marketpulse.errors import ConfigError, MarketPulseError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="MarketPulse: prices and talk, one signal.")
+bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks (figures, not tests); see docs/performance.md.")
+app.add_typer(bench_app, name="bench")
+err = Console(stderr=True)
+out = Console()
+
+
+class _State:
+    config_file: Path | None = None
+    data_dir: Path | None = None
+
+    def settings(self) -> Settings:
+        return load_settings(self.config_file, self.data_dir)
+
+
+state = _State()
+
+
+@app.callback()
+def _global(
+    config: Annotated[Path | None, typer.Option("--config", help="YAML file over the defaults")] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option("--data-dir", envvar="MARKETPULSE_DATA_DIR", help="where stores and models live")
+    ] = None,
+) -> None:
+    state.config_file, state.data_dir = config, data_dir
+
+
+def _fail(message: str, code: int = 1) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _stop_on_signals(stop: threading.Event) -> None:
+    def handler(signum: int, frame: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
+@app.command()
+def replay(
+    source: Annotated[Path, typer.Option("--source", help="file (or StockNet folder) to replay")],
+    kind: Annotated[str, typer.Option("--kind", help="bars|ticks|posts|news")],
+    symbol: Annotated[str | None, typer.Option("--symbol", help="symbol for files without a symbol column")] = None,
+    speed: Annotated[str | None, typer.Option("--speed", help="N (× real time) or max")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object with the counters")] = False,
+) -> None:
+    """Replay a file through validation into the bus and the stores."""
+    from marketpulse.ingest import open_source
+    from marketpulse.pipeline import Pipeline
+
+    if kind not in ("bars", "ticks", "posts", "news"):
+        _fail(f"--kind: got {kind!r}; allowed: bars, ticks, posts, news", 2)
+    try:
+        settings = state.settings()
+        pace = parse_speed(speed if speed is not None else settings.replay.speed)
+        src = open_source(source, kind, symbol=symbol, naive_tz=settings.validation.naive_timezone)  # type: ignore[arg-type]
+        pipeline = Pipeline.from_settings(settings)
+    except ConfigError as e:
+        _fail(str(e), 2)
+        return
+    except ValueError as e:
+        _fail(f"--speed: {e}", 2)
+        return
+    except MarketPulseError as e:
+        _fail(str(e))
+        return
+    stop = threading.Event()
+    _stop_on_signals(stop)
+    clock = ReplayClock(pace, stop=stop)
+    try:
+        if as_json:
+            counters = pipeline.replay([src], clock)
+        else:
+            with _progress(f"replay {source.name}") as update:
+                counters = pipeline.replay([src], clock, on_progress=update)
+    except MarketPulseError as e:
+        _fail(str(e))
+        return
+    finally:
+        pipeline.close()
+    report = {"source": str(source), "kind": kind, **counters.as_dict()}
+    if as_json:
+        print(json.dumps(report))
+    else:
+        _summary(report)
+
+
+def _progress(title: str) -> Any:
+    from contextlib import contextmanager
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    @contextmanager
+    def ctx() -> Any:
+        progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
+                            TimeElapsedColumn(), console=err, transient=True)
+        task = progress.add_task(title, total=None, info="")
+        with progress:
+            def update(c: Any) -> None:
+                progress.update(task, info=f"read {c.read:,}  accepted {c.accepted:,}  dead-lettered {c.deadlettered:,}")
+
+            yield update
+
+    return ctx()
+
+
+def _summary(report: dict[str, Any]) -> None:
+    table = Table(title=f"{report['kind']} from {report['source']}", show_header=False)
+    for key in ("read", "accepted", "deadlettered", "published", "stored", "seconds"):
+        table.add_row(key, f"{report[key]:,}" if isinstance(report[key], int) else str(report[key]))
+    for reason, n in report["reasons"].items():
+        table.add_row(f"  {reason}", f"{n:,}")
+    out.print(table)
+
+
+@app.command()
+def run(
+    speed: Annotated[str | None, typer.Option("--speed", help="N (× real time) or max; default from config")] = None,
+    once: Annotated[bool, typer.Option("--once", help="exit when the demo replay ends")] = False,
+    symbols: Annotated[str | None, typer.Option("--symbols", help="comma-separated subset of the demo")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="no live view; print the counters as JSON at the end")] = False,
+) -> None:
+    """The main job: the embedded pipeline replaying the bundled demo sample until Ctrl-C."""
+    from marketpulse.demo import demo_sources
+    from marketpulse.pipeline import Pipeline
+
+    try:
+        settings = state.settings()
+        pace = parse_speed(speed if speed is not None else settings.run.speed)
+        chosen = [s.strip() for s in symbols.split(",") if s.strip()] if symbols else (settings.run.symbols or None)
+        sources = demo_sources(chosen)
+        pipeline = Pipeline.from_settings(settings)
+    except ConfigError as e:
+        _fail(str(e), 2)
+        return
+    except ValueError as e:
+        _fail(f"--speed: {e}", 2)
+        return
+    except MarketPulseError as e:
+        _fail(str(e))
+        return
+    stop = threading.Event()
+    _stop_on_signals(stop)
+    clock = ReplayClock(pace, max_gap_s=1.0, stop=stop)
+    try:
+        if as_json:
+            counters = pipeline.replay(sources, clock)
+        else:
+            with Live(console=out, refresh_per_second=4) as live:
+                counters = pipeline.replay(sources, clock, on_progress=lambda c: live.update(_dashboard(pipeline, c)))
+                live.update(_dashboard(pipeline, counters))
+                if not once and not stop.is_set():
+                    out.print("[green]demo replay finished[/] — Ctrl-C to exit")
+                    stop.wait()
+    finally:
+        pipeline.close()
+    if as_json:
+        print(json.dumps({"command": "run", **counters.as_dict()}))
+
+
+def _dashboard(pipeline: Any, c: Any) -> Table:
+    when = datetime.fromtimestamp(c.event_ts_ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M UTC") if c.event_ts_ns else "-"
+    table = Table(title=f"MarketPulse demo — event time {when}", caption="Ctrl-C to stop")
+    table.add_column("symbol")
+    table.add_column("last price", justify="right")
+    table.add_column("daily close", justify="right")
+    for sym in pipeline.online.symbols("ticks") or pipeline.online.symbols("bars"):
+        tick = pipeline.online.get("ticks", sym) or {}
+        bar = pipeline.online.get("bars", sym) or {}
+        table.add_row(sym, f"{tick.get('price', float('nan')):.2f}", f"{bar.get('close', float('nan')):.2f}")
+    rate = c.read / c.seconds if c.seconds > 0 else 0.0
+    table.add_section()
+    table.add_row("read / accepted / dead-lettered", f"{c.read:,} / {c.accepted:,}", f"{c.deadlettered:,}")
+    for kind, n in sorted(c.by_kind.items()):
+        table.add_row(f"  {kind}", f"{n:,}", "")
+    table.add_row("records/s", f"{rate:,.0f}", "")
+    return table
+
+
+@bench_app.command("ingest")
+def bench_ingest(
+    ticks: Annotated[int, typer.Option(help="ticks in the generated CSV")] = 2_000_000,
+    bars: Annotated[int, typer.Option(help="bars written to the history store")] = 500_000,
+    repeat: Annotated[int, typer.Option(help="runs per figure (best kept)")] = 3,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Ticks/s through parse → validate → bus, rows/s into the history store, each beside a reference."""
+    from marketpulse.bench import bench_ingest as run_bench
+
+    report = run_bench(ticks, bars, repeat)
+    if as_json:
+        print(json.dumps(report))
+    else:
+        table = Table(title="bench ingest", show_header=False)
+        for key, value in report.items():
+            table.add_row(key, f"{value:,}" if isinstance(value, int) else str(value))
+        out.print(table)
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    print(__version__)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        app()
+    except ConfigError as e:
+        err.print(f"[bold red]error:[/] {e}", highlight=False)
+        sys.exit(2)
+    except MarketPulseError as e:
+        err.print(f"[bold red]error:[/] {e}", highlight=False)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,410 @@
+"""Validation: every record is accepted or dead-lettered with its position, field and reason.
+
+Checks, in order (a record gets the first reason that applies):
+
+1. parse — a row with the wrong number of fields (``bad_row``), a cell that is not a number (``bad_number``) or
+   not a time (``bad_timestamp``), an empty required cell (``missing_value``);
+2. ranges — ``non_positive_price``, ``negative_volume``, ``not_finite``; for bars ``high_below_low``,
+   ``high_below_open_close``, ``low_above_open_close``;
+3. ``outside_market_hours`` — only when ``validation.market_hours`` is on (a real exchange calendar);
+4. ``stale`` — further than ``validation.stale_after_s`` behind the newest event time of the source;
+5. per symbol: ``out_of_order`` (older than the newest accepted record), ``duplicate`` (bars: the same
+   timestamp again; ticks: the same timestamp, price and size as the previous tick), ``outlier_jump`` (a
+   log-return beyond ``outlier_k`` robust sigmas, scaled by the square root of the elapsed time; judged once a
+   symbol has ``outlier_min_history`` returns; measured from the last *accepted* price, so one bad print does
+   not also reject the good one after it; only a print that the symbol's next print reverts from (the next
+   price is nearer the old level than this one) is rejected, so a real move or trend is kept; the last row of a
+   batch has no next print and is judged alone).
+
+The market validator works on whole columns (numpy/pandas), keeping per-symbol state across batches, so the
+order of batches matters but their size does not. Counters: ``read = accepted + deadlettered``, always.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from marketpulse.config import ValidationConfig
+from marketpulse.events import Article, DeadLetter, Post
+from marketpulse.ingest.base import MarketBatch, RowError, TextBatch, TextKind
+from marketpulse.ingest.timeparse import NAT, parse_one
+
+REASONS = (
+    "", "bad_row", "bad_number", "bad_timestamp", "missing_value", "not_finite", "non_positive_price",
+    "negative_volume", "high_below_low", "high_below_open_close", "low_above_open_close",
+    "outside_market_hours", "stale", "out_of_order", "duplicate", "outlier_jump",
+)
+_CODE = {r: i for i, r in enumerate(REASONS)}
+_MAX_SIGMA_WEIGHT = 5_000
+
+
+@dataclass
+class Result:
+    """The outcome of validating one batch. ``accepted`` is a frame (market) or a list of events (text)."""
+
+    accepted: Any
+    deadletters: list[DeadLetter]
+    reasons: Counter[str] = field(default_factory=Counter)
+    read: int = 0
+
+    @property
+    def n_accepted(self) -> int:
+        return len(self.accepted)
+
+
+def position(source: str, line: int, file: str = "") -> str:
+    """``source:line``, or ``source/file:line`` for a file inside a folder source."""
+    return f"{source}/{file}:{line}" if file else f"{source}:{line}"
+
+
+def dead_letter(source: str, kind: str, err: RowError) -> DeadLetter:
+    return DeadLetter(
+        ts=datetime.now(UTC), source=source, position=position(source, err.line, err.file), field=err.field, reason=err.reason,
+        record=err.record, kind=kind, detail=err.detail,
+    )
+
+
+@functools.lru_cache(maxsize=4)
+def _sessions(calendar: str) -> tuple[np.ndarray, np.ndarray]:
+    import exchange_calendars as xcals
+
+    cal = xcals.get_calendar(calendar, start="2000-01-03")
+    sched = cal.schedule
+    return sched["open"].to_numpy("datetime64[ns]").view(np.int64), sched["close"].to_numpy(
+        "datetime64[ns]"
+    ).view(np.int64)
+
+
+def in_market_hours(ts_ns: np.ndarray, calendar: str, bar_end_labels: bool) -> np.ndarray:
+    """True where the exchange is in session (a bar labelled by its end may end exactly at the close)."""
+    opens, closes = _sessions(calendar)
+    i = np.searchsorted(opens, ts_ns, side="left" if bar_end_labels else "right") - 1
+    ok = i >= 0
+    j = np.where(ok, i, 0)
+    return ok & (ts_ns <= closes[j] if bar_end_labels else ts_ns < closes[j])
+
+
+@dataclass
+class _SymbolState:
+    last_ts: int = NAT
+    last_price: float = math.nan
+    last_size: float = math.nan
+    last_seq: int = -1
+    last_seq_ts: int = NAT
+    n_returns: int = 0
+    sigma: float = math.nan  # robust sigma of log-returns per sqrt(second)
+    dt: float = math.nan  # typical positive spacing, seconds
+
+
+class MarketValidator:
+    """Stateful, vectorised validation of bars or ticks from one source."""
+
+    def __init__(self, config: ValidationConfig, kind: str) -> None:
+        self.config, self.kind = config, kind
+        self.state: dict[str, _SymbolState] = {}
+        self.watermark = NAT
+
+    def validate(self, batch: MarketBatch) -> Result:
+        f = batch.frame
+        n = len(f)
+        reason = np.zeros(n, dtype=np.int8)
+        fld = np.full(n, "", dtype=object)
+
+        def reject(mask: np.ndarray, why: str, column: str) -> None:
+            m = mask & (reason == 0)
+            reason[m] = _CODE[why]
+            fld[m] = column
+
+        for column in ("ts", "symbol", *[c for c in f.columns if c not in ("ts", "symbol")]):
+            if column in batch.bad:
+                reject(batch.bad[column], batch.bad_reason[column], column)
+        ts = f["ts"].to_numpy("datetime64[ns]").view(np.int64)
+        price_cols = ("open", "high", "low", "close") if self.kind == "bars" else ("price",)
+        size_col = "volume" if self.kind == "bars" else "size"
+        for c in (*price_cols, size_col):
+            v = f[c].to_numpy(float)
+            reject(np.isinf(v), "not_finite", c)
+        for c in price_cols:
+            reject(f[c].to_numpy(float) <= 0, "non_positive_price", c)
+        reject(f[size_col].to_numpy(float) < 0, "negative_volume", size_col)
+        if self.kind == "bars":
+            o, h, lo, c = (f[x].to_numpy(float) for x in ("open", "high", "low", "close"))
+            reject(h < lo, "high_below_low", "high")
+            reject(h < np.maximum(o, c), "high_below_open_close", "high")
+            reject(lo > np.minimum(o, c), "low_above_open_close", "low")
+        if self.config.market_hours:
+            reject(~in_market_hours(ts, self.config.calendar, self.kind == "bars"), "outside_market_hours", "ts")
+        if self.config.stale_after_s is not None:
+            self._check_stale(ts, reason, reject)
+        self._per_symbol(f, ts, reason, fld, batch)
+        return self._result(batch, reason, fld)
+
+    def _check_stale(self, ts: np.ndarray, reason: np.ndarray, reject: Any) -> None:
+        ok = reason == 0
+        wm = np.where(ok, ts, NAT)
+        running = np.maximum.accumulate(np.concatenate(([self.watermark], wm)))[:-1]
+        assert self.config.stale_after_s is not None
+        limit = running - int(self.config.stale_after_s * 1e9)
+        reject((running != NAT) & (ts < limit), "stale", "ts")
+        if ok.any():
+            self.watermark = max(self.watermark, int(np.max(np.where(reason == 0, ts, NAT))))
+
+    def _per_symbol(
+        self, f: pd.DataFrame, ts: np.ndarray, reason: np.ndarray, fld: np.ndarray, batch: MarketBatch
+    ) -> None:
+        idx = np.flatnonzero(reason == 0)
+        if idx.size == 0:
+            return
+        sym = f["symbol"].to_numpy(object)[idx]
+        codes, uniques = pd.factorize(sym)
+        states = [self.state.setdefault(str(s), _SymbolState()) for s in uniques]
+        last_ts = np.array([s.last_ts for s in states], dtype=np.int64)
+        t = ts[idx]
+        price = f["close" if self.kind == "bars" else "price"].to_numpy(float)[idx]
+        size = f["volume" if self.kind == "bars" else "size"].to_numpy(float)[idx]
+
+        # order: compare with the running max of earlier rows of the symbol (and the state)
+        g = pd.Series(t).groupby(codes)
+        prev_max = g.cummax().groupby(codes).shift(1).to_numpy(float)
+        first = np.isnan(prev_max)
+        prev_max = np.where(first, last_ts[codes], prev_max).astype(np.int64)
+        has_prev = prev_max != NAT
+        ooo = has_prev & (t < prev_max)
+        reason[idx[ooo]] = _CODE["out_of_order"]
+        fld[idx[ooo]] = "ts"
+        keep = ~ooo
+        idx, codes, t, price, size = idx[keep], codes[keep], t[keep], price[keep], size[keep]
+        if idx.size == 0:
+            return
+
+        prev_t, prev_p, prev_s = self._previous(codes, t, price, size, states, np.ones(len(t), bool))
+        if self.kind == "bars":
+            dup = t == prev_t
+        else:
+            dup = (t == prev_t) & (price == prev_p) & (size == prev_s)
+        reason[idx[dup]] = _CODE["duplicate"]
+        fld[idx[dup]] = "ts"
+        keep = ~dup
+        idx, codes, t, price, size = idx[keep], codes[keep], t[keep], price[keep], size[keep]
+        if idx.size == 0:
+            return
+
+        accepted = self._outliers(codes, t, price, size, states, idx, reason, fld)
+        self._update_state(codes[accepted], t[accepted], price[accepted], size[accepted], states, batch)
+
+    @staticmethod
+    def _previous(
+        codes: np.ndarray, t: np.ndarray, price: np.ndarray, size: np.ndarray, states: list[_SymbolState],
+        acc: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per row, the time/price/size of the previous *accepted* row of its symbol (or the state's)."""
+        frame = pd.DataFrame(
+            {"t": np.where(acc, t, np.nan), "p": np.where(acc, price, np.nan), "s": np.where(acc, size, np.nan)}
+        )
+        prev = frame.groupby(codes).shift(1)
+        prev = prev.groupby(codes).ffill()
+        st = np.array([[s.last_ts, s.last_price, s.last_size] for s in states], dtype=float)
+        out = prev.to_numpy(float, copy=True)
+        miss = np.isnan(out[:, 0])
+        out[miss] = st[codes[miss]]
+        return out[:, 0].astype(np.int64), out[:, 1], out[:, 2]
+
+    def _outliers(
+        self, codes: np.ndarray, t: np.ndarray, price: np.ndarray, size: np.ndarray, states: list[_SymbolState],
+        idx: np.ndarray, reason: np.ndarray, fld: np.ndarray,
+    ) -> np.ndarray:
+        k, min_hist = self.config.outlier_k, self.config.outlier_min_history
+        acc = np.ones(len(t), dtype=bool)
+        seen_before = np.array([s.n_returns for s in states])
+        order_in_group = pd.Series(codes).groupby(codes).cumcount().to_numpy()
+        judged = (seen_before[codes] + order_in_group) >= min_hist
+        if not judged.any():
+            return acc
+        for _ in range(4):
+            prev_t, prev_p, _ = self._previous(codes, t, price, size, states, acc)
+            valid = (prev_t != NAT) & np.isfinite(prev_p)
+            dt = np.where(valid, (t - prev_t) / 1e9, np.nan)
+            r = np.where(valid, np.log(price / np.where(valid, prev_p, 1.0)), np.nan)
+            frame = pd.DataFrame({"dt": np.where(dt > 0, dt, np.nan), "c": codes})
+            dt_med = frame.groupby("c")["dt"].transform("median").to_numpy(float)
+            state_dt = np.array([s.dt for s in states])[codes]
+            dt_typ = np.where(np.isnan(state_dt), dt_med, state_dt)
+            dt_typ = np.where(np.isnan(dt_typ), 1.0, dt_typ)
+            z = np.abs(r) / np.sqrt(np.maximum(np.nan_to_num(dt, nan=0.0), dt_typ))
+            zf = pd.DataFrame({"z": np.where(acc & valid, z, np.nan), "c": codes})
+            batch_sigma = 1.4826 * zf.groupby("c")["z"].transform("median").to_numpy(float)
+            st_sigma = np.array([s.sigma for s in states])[codes]
+            sigma = np.fmax(st_sigma, batch_sigma)
+            sigma = np.where(np.isnan(sigma), np.inf, np.maximum(sigma, 1e-12))
+            jump = valid & judged & (z > k * sigma)
+            # a new level that the next print of the symbol confirms is a real move, not a bad print
+            # (the next print stays nearer the new price than the old level): only a reverting print is bad
+            nxt = pd.Series(price).groupby(codes).shift(-1).to_numpy(float)
+            has_next = ~np.isnan(nxt)
+            nxt = np.where(has_next, nxt, price)
+            ref = np.where(valid, prev_p, price)
+            confirmed = has_next & (np.abs(np.log(nxt / price)) <= np.abs(np.log(nxt / ref)))
+            jump &= ~confirmed
+            new_acc = ~jump
+            if np.array_equal(new_acc, acc):
+                break
+            acc = new_acc
+        rej = ~acc
+        reason[idx[rej]] = _CODE["outlier_jump"]
+        fld[idx[rej]] = "close" if self.kind == "bars" else "price"
+        self._update_sigma(codes[acc & valid], z[acc & valid], dt[acc & valid], states)
+        return acc
+
+    @staticmethod
+    def _update_sigma(codes: np.ndarray, z: np.ndarray, dt: np.ndarray, states: list[_SymbolState]) -> None:
+        if codes.size == 0:
+            return
+        frame = pd.DataFrame({"c": codes, "z": z, "dt": np.where(dt > 0, dt, np.nan)})
+        agg = frame.groupby("c").agg(z=("z", "median"), dt=("dt", "median"), n=("z", "size"))
+        for c, row in agg.iterrows():
+            s = states[int(c)]  # type: ignore[call-overload]
+            new_sigma = 1.4826 * float(row["z"])
+            n_new = int(row["n"])
+            w_old = min(s.n_returns, _MAX_SIGMA_WEIGHT)
+            if math.isnan(s.sigma) or w_old == 0:
+                s.sigma = new_sigma
+            elif not math.isnan(new_sigma):
+                s.sigma = (w_old * s.sigma + n_new * new_sigma) / (w_old + n_new)
+            if not math.isnan(float(row["dt"])):
+                s.dt = float(row["dt"]) if math.isnan(s.dt) else 0.9 * s.dt + 0.1 * float(row["dt"])
+            s.n_returns += n_new
+
+    def _update_state(
+        self, codes: np.ndarray, t: np.ndarray, price: np.ndarray, size: np.ndarray, states: list[_SymbolState],
+        batch: MarketBatch,
+    ) -> None:
+        if codes.size == 0:
+            return
+        last = pd.Series(np.arange(len(codes))).groupby(codes).last()
+        for c, i in last.items():
+            s = states[int(c)]  # type: ignore[call-overload]
+            s.last_ts, s.last_price, s.last_size = int(t[i]), float(price[i]), float(size[i])
+
+    def _result(self, batch: MarketBatch, reason: np.ndarray, fld: np.ndarray) -> Result:
+        f = batch.frame
+        ok = reason == 0
+        accepted = f[ok].copy() if not ok.all() else f.copy()
+        if self.kind == "ticks":
+            accepted["seq"] = self._seq(accepted)
+        counts: Counter[str] = Counter()
+        letters = [dead_letter(batch.source, batch.kind, e) for e in batch.errors]
+        counts.update(e.reason for e in batch.errors)
+        for i in np.flatnonzero(~ok):
+            why, column = REASONS[reason[i]], str(fld[i])
+            counts[why] += 1
+            value = f[column].iloc[i] if column in f.columns else ""
+            letters.append(
+                DeadLetter(
+                    ts=datetime.now(UTC), source=batch.source, position=f"{batch.source}:{batch.lines[i]}",
+                    field=column, reason=why, record=batch.raw_line(int(i)), kind=batch.kind,
+                    detail=f"{column}={value}",
+                )
+            )
+        return Result(accepted.reset_index(drop=True), letters, counts, batch.read)
+
+    def _seq(self, accepted: pd.DataFrame) -> np.ndarray:
+        """Number ticks sharing (symbol, ts) in source order, continuing across batches."""
+        if accepted.empty:
+            return np.zeros(0, dtype=np.int32)
+        seq = accepted.groupby(["symbol", "ts"], sort=False).cumcount().to_numpy(np.int32)
+        t = accepted["ts"].to_numpy("datetime64[ns]").view(np.int64)
+        syms = accepted["symbol"].to_numpy(object)
+        first_of_symbol = ~pd.Series(syms).duplicated().to_numpy()
+        for i in np.flatnonzero(first_of_symbol):
+            s = self.state[str(syms[i])]
+            if s.last_seq >= 0 and t[i] == s.last_seq_ts:
+                same = (syms == syms[i]) & (t == t[i])
+                seq[same] += s.last_seq + 1
+        last_rows = pd.Series(np.arange(len(seq))).groupby(syms).last()
+        for sym, i in last_rows.items():
+            s = self.state[str(sym)]
+            s.last_seq = int(seq[i])
+            s.last_seq_ts = int(t[i])
+        return seq
+
+
+class TextValidator:
+    """Validation of posts and news records, one record at a time (text volumes are modest)."""
+
+    def __init__(self, config: ValidationConfig, kind: TextKind) -> None:
+        self.config, self.kind = config, kind
+        self.seen: set[str] = set()
+        self.watermark: datetime | None = None
+
+    def validate(self, batch: TextBatch) -> Result:
+        counts: Counter[str] = Counter(e.reason for e in batch.errors)
+        letters = [dead_letter(batch.source, batch.kind, e) for e in batch.errors]
+        accepted: list[Post] = []
+        cls = Article if self.kind == "news" else Post
+        for line, rec in batch.records:
+            file = rec.pop("_file", "")
+            event_or_error = self._one(rec, cls)
+            if isinstance(event_or_error, tuple):
+                column, why, detail = event_or_error
+                counts[why] += 1
+                letters.append(
+                    DeadLetter(
+                        ts=datetime.now(UTC), source=batch.source, position=position(batch.source, line, file), field=column,
+                        reason=why, record=_render(rec), kind=batch.kind, detail=detail,
+                    )
+                )
+            else:
+                accepted.append(event_or_error)
+        return Result(accepted, letters, counts, batch.read)
+
+    def _one(self, rec: dict[str, Any], cls: type[Post]) -> Post | tuple[str, str, str]:
+        for name in ("id", "created_at", "text", "source"):
+            value = rec.get(name)
+            if value is None or (isinstance(value, str) and not value.strip()):
+                return name, "missing_value", ""
+        if not isinstance(rec["text"], str):
+            return "text", "bad_type", f"expected a string, got {type(rec['text']).__name__}"
+        ts = parse_one(rec["created_at"], self.config.naive_timezone)
+        if ts is None:
+            return "created_at", "bad_timestamp", f"created_at={rec['created_at']!r}"
+        engagement = rec.get("engagement")
+        if engagement is not None:
+            try:
+                engagement = float(engagement)
+            except (TypeError, ValueError):
+                return "engagement", "bad_number", f"engagement={engagement!r}"
+            if not math.isfinite(engagement) or engagement < 0:
+                return "engagement", "bad_number", f"engagement={engagement!r}"
+        symbols = rec.get("symbols") or ()
+        if isinstance(symbols, str):
+            symbols = [s for s in symbols.replace(";", ",").split(",") if s.strip()]
+        if not isinstance(symbols, list | tuple) or not all(isinstance(s, str) for s in symbols):
+            return "symbols", "bad_type", "expected a list of tickers"
+        post_id = f"{rec['source']}:{rec['id']}"
+        if post_id in self.seen:
+            return "id", "duplicate", f"id={rec['id']!r}"
+        if self.config.stale_after_s is not None and self.watermark is not None:
+            if (self.watermark - ts).total_seconds() > self.config.stale_after_s:
+                return "created_at", "stale", f"{(self.watermark - ts).total_seconds():.0f}s behind"
+        self.seen.add(post_id)
+        self.watermark = ts if self.watermark is None else max(self.watermark, ts)
+        return cls(
+            ts=ts, id=str(rec["id"]), text=rec["text"], source=str(rec["source"]),
+            author=None if rec.get("author") is None else str(rec["author"]),
+            symbols=tuple(dict.fromkeys(s.strip().lstrip("$").upper() for s in symbols if s.strip())),
+            engagement=engagement, url=rec.get("url"), title=rec.get("title"),
+        )
+
+
+def _render(rec: dict[str, Any]) -> str:
+    import json
+
+    return json.dumps(rec, default=str, ensure_ascii=False)
