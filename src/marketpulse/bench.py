@@ -92,8 +92,19 @@ def _bench_store(tmp: Path, n: int, repeat: int) -> dict[str, Any]:
     frames = []
     for sym in ("AAA", "BBB", "CCC", "DDD"):
         close = 100 * np.exp(np.cumsum(rng.normal(0, 1e-3, len(ts))))
-        frames.append(pd.DataFrame({"symbol": sym, "ts": ts, "open": close, "high": close * 1.001,
-                                    "low": close * 0.999, "close": close, "volume": 100.0}))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "symbol": sym,
+                    "ts": ts,
+                    "open": close,
+                    "high": close * 1.001,
+                    "low": close * 0.999,
+                    "close": close,
+                    "volume": 100.0,
+                }
+            )
+        )
     frame = pd.concat(frames, ignore_index=True)
     ours, ref = [], []
     for i in range(repeat):
@@ -121,9 +132,17 @@ def _raw_sqlite(path: Path, frame: pd.DataFrame) -> float:
     )
     start = time.perf_counter()
     ts = frame["ts"].to_numpy("datetime64[ns]").view(np.int64)
-    rows = zip(frame["symbol"].tolist(), (ts // 86_400_000_000_000).tolist(), ts.tolist(), frame["open"].tolist(),
-               frame["high"].tolist(), frame["low"].tolist(), frame["close"].tolist(), frame["volume"].tolist(),
-               strict=True)
+    rows = zip(
+        frame["symbol"].tolist(),
+        (ts // 86_400_000_000_000).tolist(),
+        ts.tolist(),
+        frame["open"].tolist(),
+        frame["high"].tolist(),
+        frame["low"].tolist(),
+        frame["close"].tolist(),
+        frame["volume"].tolist(),
+        strict=True,
+    )
     with con:
         con.executemany("INSERT OR REPLACE INTO bars VALUES (?,?,?,?,?,?,?,?)", rows)
     elapsed = time.perf_counter() - start

@@ -122,12 +122,21 @@ def _progress(title: str) -> Any:
 
     @contextmanager
     def ctx() -> Any:
-        progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
-                            TimeElapsedColumn(), console=err, transient=True)
+        progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+        )
         task = progress.add_task(title, total=None, info="")
         with progress:
+
             def update(c: Any) -> None:
-                progress.update(task, info=f"read {c.read:,}  accepted {c.accepted:,}  dead-lettered {c.deadlettered:,}")
+                progress.update(
+                    task, info=f"read {c.read:,}  accepted {c.accepted:,}  dead-lettered {c.deadlettered:,}"
+                )
 
             yield update
 
@@ -148,7 +157,9 @@ def run(
     speed: Annotated[str | None, typer.Option("--speed", help="N (× real time) or max; default from config")] = None,
     once: Annotated[bool, typer.Option("--once", help="exit when the demo replay ends")] = False,
     symbols: Annotated[str | None, typer.Option("--symbols", help="comma-separated subset of the demo")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="no live view; print the counters as JSON at the end")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="no live view; print the counters as JSON at the end")
+    ] = False,
 ) -> None:
     """The main job: the embedded pipeline replaying the bundled demo sample until Ctrl-C."""
     from marketpulse.demo import demo_sources

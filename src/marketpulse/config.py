@@ -30,7 +30,6 @@ from marketpulse.store.memory import MemoryOnlineStoreConfig
 from marketpulse.store.sqlite import SqliteHistoryStoreConfig
 
 
-
 def _default_type(default: str) -> BeforeValidator:
     """A backend section given without ``type`` (e.g. only ``MARKETPULSE__BUS__PARTITIONS``) gets the default."""
 
@@ -127,17 +126,17 @@ class Settings(BaseSettings):
         return (init_settings, env_settings, _YamlLayers(settings_cls))
 
 
-_FILE_LAYERS: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("_FILE_LAYERS", default={})
+_FILE_LAYERS: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("_FILE_LAYERS", default=None)
 
 
 class _YamlLayers(PydanticBaseSettingsSource):
     """The merged YAML files (defaults, then the user's ``--config``) prepared by :func:`load_settings`."""
 
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        return _FILE_LAYERS.get().get(field_name), field_name, False
+        return (_FILE_LAYERS.get() or {}).get(field_name), field_name, False
 
     def __call__(self) -> dict[str, Any]:
-        return dict(_FILE_LAYERS.get())
+        return dict(_FILE_LAYERS.get() or {})
 
 
 def default_config_path() -> Path | None:
@@ -186,7 +185,8 @@ def load_settings(config_file: Path | None = None, data_dir: Path | None = None,
     if data_dir is not None:
         overrides["data_dir"] = data_dir
     unknown = sorted(
-        name for name in os.environ
+        name
+        for name in os.environ
         if name.startswith("MARKETPULSE__") and name.split("__")[1].lower() not in Settings.model_fields
     )
     if unknown:

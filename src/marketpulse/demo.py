@@ -35,14 +35,23 @@ def demo_sources(
     for p in files:
         frame = pd.read_csv(p).rename(columns=str.lower)
         frame = frame.dropna(subset=["open", "high", "low", "close"])
-        daily.append(pd.DataFrame({
-            "timestamp": pd.to_datetime(frame["date"]), "symbol": symbol_from_path(p),
-            "open": frame["open"], "high": frame["high"], "low": frame["low"], "close": frame["close"],
-            "volume": frame["volume"],
-        }))
+        daily.append(
+            pd.DataFrame(
+                {
+                    "timestamp": pd.to_datetime(frame["date"]),
+                    "symbol": symbol_from_path(p),
+                    "open": frame["open"],
+                    "high": frame["high"],
+                    "low": frame["low"],
+                    "close": frame["close"],
+                    "volume": frame["volume"],
+                }
+            )
+        )
     ticks = bridge_ticks(pd.concat(daily, ignore_index=True), ticks_per_day=ticks_per_day, seed=seed)
     ticks = ticks.sort_values("timestamp", kind="stable").reset_index(drop=True)
-    sources.append(FrameMarketSource("demo:bridge-ticks", "ticks", ticks[["timestamp", "symbol", "price", "size"]],
-                                     synthetic=True))
+    sources.append(
+        FrameMarketSource("demo:bridge-ticks", "ticks", ticks[["timestamp", "symbol", "price", "size"]], synthetic=True)
+    )
     sources.append(StockNetTweetSource(root, chosen))
     return sources

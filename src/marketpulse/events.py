@@ -235,7 +235,16 @@ class BarBatch(Event, frozen=True, kw_only=True):
 
     @classmethod
     def from_arrays(
-        cls, symbol: str, ts_ns: Any, o: Any, h: Any, lo: Any, c: Any, v: Any, *, interval_s: int = 60,
+        cls,
+        symbol: str,
+        ts_ns: Any,
+        o: Any,
+        h: Any,
+        lo: Any,
+        c: Any,
+        v: Any,
+        *,
+        interval_s: int = 60,
         ingest_ns: int = 0,
     ) -> BarBatch:
         ts_arr = np.ascontiguousarray(ts_ns, dtype="<i8")
@@ -269,7 +278,17 @@ AnyEvent: TypeAlias = (
     Tick | Bar | Post | Article | SentimentScore | Prediction | Signal | Alert | DeadLetter | TickBatch | BarBatch
 )
 EVENT_TYPES: tuple[type[Event], ...] = (
-    Tick, Bar, Post, Article, SentimentScore, Prediction, Signal, Alert, DeadLetter, TickBatch, BarBatch,
+    Tick,
+    Bar,
+    Post,
+    Article,
+    SentimentScore,
+    Prediction,
+    Signal,
+    Alert,
+    DeadLetter,
+    TickBatch,
+    BarBatch,
 )
 
 

@@ -138,14 +138,21 @@ class Pipeline:
             if kind == "bars":
                 cols = [frame[c].to_numpy(float)[idx] for c in ("open", "high", "low", "close", "volume")]
                 event: Event = BarBatch.from_arrays(sym, ts, *cols, interval_s=interval_s, ingest_ns=stamp)
-                latest[sym] = {"ts": int(ts[-1]), **{c: float(v[-1]) for c, v in zip(
-                    ("open", "high", "low", "close", "volume"), cols, strict=True)}, "interval_s": interval_s}
+                latest[sym] = {
+                    "ts": int(ts[-1]),
+                    **{c: float(v[-1]) for c, v in zip(("open", "high", "low", "close", "volume"), cols, strict=True)},
+                    "interval_s": interval_s,
+                }
             else:
                 price, size = frame["price"].to_numpy(float)[idx], frame["size"].to_numpy(float)[idx]
                 seq = frame["seq"].to_numpy()[idx] if "seq" in frame.columns else None
                 event = TickBatch.from_arrays(sym, ts, price, size, seq=seq, synthetic=synthetic, ingest_ns=stamp)
-                latest[sym] = {"ts": int(ts[-1]), "price": float(price[-1]), "size": float(size[-1]),
-                               "synthetic": synthetic}
+                latest[sym] = {
+                    "ts": int(ts[-1]),
+                    "price": float(price[-1]),
+                    "size": float(size[-1]),
+                    "synthetic": synthetic,
+                }
             records.append((sym, encode(event)))
         topic = MARKET_BARS if kind == "bars" else MARKET_TICKS
         self.bus.publish_batch(topic, records, _BAR_HEADERS if kind == "bars" else _TICK_HEADERS)
@@ -170,9 +177,7 @@ class Pipeline:
         return len(events)
 
     # -- replay ----------------------------------------------------------------------------------------------
-    def validated(
-        self, source: MarketSource | TextSource, slice_ns: int | None
-    ) -> Iterator[_Emission]:
+    def validated(self, source: MarketSource | TextSource, slice_ns: int | None) -> Iterator[_Emission]:
         """Validate a source batch by batch; dead letters leave at once, accepted rows as time slices."""
         kind = source.kind
         validator: MarketValidator | TextValidator = (
@@ -199,8 +204,9 @@ class Pipeline:
             order = np.argsort(ts, kind="stable")
             frame, ts = frame.iloc[order].reset_index(drop=True), ts[order]
         for lo, hi in _slices(ts, slice_ns):
-            yield _Emission(int(ts[lo]), next(self._order), batch.kind, frame.iloc[lo:hi], batch.interval_s,
-                            batch.synthetic)
+            yield _Emission(
+                int(ts[lo]), next(self._order), batch.kind, frame.iloc[lo:hi], batch.interval_s, batch.synthetic
+            )
 
     def _text_slices(self, events: list[Post], kind: str, slice_ns: int | None) -> Iterator[_Emission]:
         if not events:

@@ -25,9 +25,7 @@ QUIET_S = 0.3  # how long "nothing more arrives" is watched
 SETTLE_S = 0.2  # idle polling before records flow, so a broker completes group joins first
 
 
-def drain(
-    consumer: Consumer, n: int, deadline_s: float = DEADLINE_S, max_records: int = 1000
-) -> list[Message]:
+def drain(consumer: Consumer, n: int, deadline_s: float = DEADLINE_S, max_records: int = 1000) -> list[Message]:
     """Poll until ``n`` records arrived or ``deadline_s`` passed; never asks for more than ``n`` in total."""
     got: list[Message] = []
     end = time.monotonic() + deadline_s
@@ -124,9 +122,7 @@ def test_keyless_records_go_to_partition_zero(bus: Bus, topic: str, group: str) 
         bus.publish(topic, None, f"v{i}".encode())
     with bus.consumer(group, [topic]) as c:
         got = drain(c, 5)
-    assert [(m.partition, m.offset, m.key, m.value) for m in got] == [
-        (0, i, None, f"v{i}".encode()) for i in range(5)
-    ]
+    assert [(m.partition, m.offset, m.key, m.value) for m in got] == [(0, i, None, f"v{i}".encode()) for i in range(5)]
 
 
 def test_per_key_order_is_kept(bus: Bus, topic: str, group: str) -> None:
@@ -321,6 +317,5 @@ def test_consumer_subscribes_to_several_topics(bus: Bus, topic: str, group: str)
         got = drain(c, 30)
         assert_quiet(c)
     assert sorted((m.topic, m.value) for m in got) == sorted(
-        [(topic, v) for _, v in keyed_records(20, keys=4)]
-        + [(other, v) for _, v in keyed_records(10, keys=3)]
+        [(topic, v) for _, v in keyed_records(20, keys=4)] + [(other, v) for _, v in keyed_records(10, keys=3)]
     )

@@ -103,9 +103,7 @@ class Consumer(ABC):
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(
-        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
         self.close()
 
 
@@ -124,9 +122,7 @@ class Bus(ABC):
     def publish(self, topic: str, key: str | None, value: bytes, headers: Headers = ()) -> None:
         """Append one record to ``topic`` on the partition of ``key``."""
 
-    def publish_batch(
-        self, topic: str, records: Iterable[tuple[str | None, bytes]], headers: Headers = ()
-    ) -> int:
+    def publish_batch(self, topic: str, records: Iterable[tuple[str | None, bytes]], headers: Headers = ()) -> int:
         """Append many records in order (per key); returns how many were written. Backends may do better."""
         n = 0
         for key, value in records:
@@ -163,7 +159,5 @@ class Bus(ABC):
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(
-        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
         self.close()

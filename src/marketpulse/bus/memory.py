@@ -170,9 +170,7 @@ class MemoryBus(Bus):
         """Append one record; may block up to ``publish_timeout_s``, then :class:`BackpressureError`."""
         self.publish_batch(topic, ((key, value),), headers)
 
-    def publish_batch(
-        self, topic: str, records: Iterable[tuple[str | None, bytes]], headers: Headers = ()
-    ) -> int:
+    def publish_batch(self, topic: str, records: Iterable[tuple[str | None, bytes]], headers: Headers = ()) -> int:
         """Append records in order under one lock acquisition; returns how many were written.
 
         On :class:`BackpressureError` the records before the one that raised are written (and visible).

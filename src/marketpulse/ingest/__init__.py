@@ -37,7 +37,7 @@ def open_source(
             return social.StockNetTweetSource(path, [symbol] if symbol else None)
         raise SourceError(f"{path}: is a directory; news is read from a JSONL or Benzinga CSV file")
     if ".jsonl" in name or name.endswith(".json"):
-        return social.JsonlTextSource(path, kind)
+        return social.JsonlTextSource(path, "news" if kind == "news" else "posts")
     with social.open_text(path) as fh:
         header = fh.readline().strip().lower()
     if kind == "news" and {"title", "date", "stock"} <= set(header.split(",")):

@@ -146,7 +146,9 @@ def _open_binary(path: Path) -> IO[bytes]:
     try:
         with path.open("rb") as probe:
             magic = probe.read(2)
-        return gzip.open(path, "rb") if magic == b"\x1f\x8b" else path.open("rb")
+        if magic == b"\x1f\x8b":
+            return gzip.open(path, "rb")  # type: ignore[return-value]
+        return path.open("rb")
     except FileNotFoundError as e:
         raise SourceError(f"{path}: no such file") from e
     except IsADirectoryError as e:
@@ -254,8 +256,15 @@ class CsvMarketSource:
             return block[g_starts[i] : g_ends[i]].decode("utf-8", "replace")
 
         return MarketBatch(
-            source=self.name, kind=self.kind, frame=frame, lines=good_idx + line_base, raw_line=raw_line,
-            errors=errors, bad=bad, bad_reason=reasons, interval_s=interval,
+            source=self.name,
+            kind=self.kind,
+            frame=frame,
+            lines=good_idx + line_base,
+            raw_line=raw_line,
+            errors=errors,
+            bad=bad,
+            bad_reason=reasons,
+            interval_s=interval,
         )
 
     def _read_table(self, clean: bytes) -> pa.Table:
@@ -266,12 +275,16 @@ class CsvMarketSource:
         parse = pacsv.ParseOptions(delimiter=self.delimiter)
         try:
             return pacsv.read_csv(
-                io.BytesIO(clean), read_options=read, parse_options=parse,
+                io.BytesIO(clean),
+                read_options=read,
+                parse_options=parse,
                 convert_options=pacsv.ConvertOptions(column_types={**numeric, **text}),
             )
         except pa.ArrowInvalid:
             return pacsv.read_csv(
-                io.BytesIO(clean), read_options=read, parse_options=parse,
+                io.BytesIO(clean),
+                read_options=read,
+                parse_options=parse,
                 convert_options=pacsv.ConvertOptions(
                     column_types={n: pa.string() for n in names}, strings_can_be_null=True
                 ),
@@ -290,8 +303,11 @@ class CsvMarketSource:
             if not record:
                 continue
             if len(record) != len(self.header):
-                errors.append(RowError(line_base + i, "*", "bad_row", text[i],
-                                       f"expected {len(self.header)} fields, got {len(record)}"))
+                errors.append(
+                    RowError(
+                        line_base + i, "*", "bad_row", text[i], f"expected {len(self.header)} fields, got {len(record)}"
+                    )
+                )
                 continue
             rows.append(record)
             lines.append(line_base + i)
@@ -301,8 +317,17 @@ class CsvMarketSource:
         frame, bad, reasons, interval = build_frame(
             table, self.cols, self.kind, self.symbol, self.naive_tz, self.header[self.cols["ts"]]
         )
-        return MarketBatch(self.name, self.kind, frame, np.asarray(lines, dtype=np.int64), raws.__getitem__,
-                           errors, bad, reasons, interval)
+        return MarketBatch(
+            self.name,
+            self.kind,
+            frame,
+            np.asarray(lines, dtype=np.int64),
+            raws.__getitem__,
+            errors,
+            bad,
+            reasons,
+            interval,
+        )
 
 
 class FrameMarketSource:
@@ -334,8 +359,16 @@ class FrameMarketSource:
                 part, self.cols, self.kind, self.symbol, self.naive_tz, self.header[self.cols["ts"]]
             )
             yield MarketBatch(
-                self.name, self.kind, frame, np.arange(start + 1, start + 1 + part.num_rows), _row_text(part),
-                [], bad, reasons, interval, self.synthetic,
+                self.name,
+                self.kind,
+                frame,
+                np.arange(start + 1, start + 1 + part.num_rows),
+                _row_text(part),
+                [],
+                bad,
+                reasons,
+                interval,
+                self.synthetic,
             )
 
 

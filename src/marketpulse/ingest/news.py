@@ -39,8 +39,11 @@ class BenzingaSource:
                     rows.append((float("-inf"), line, RowError(line, "*", "bad_row", str(row), "too many fields")))
                     continue
                 rec = {
-                    "id": row.get("id") or f"line{line}", "created_at": row.get("date"), "text": row.get("title"),
-                    "title": row.get("title"), "source": "benzinga",
+                    "id": row.get("id") or f"line{line}",
+                    "created_at": row.get("date"),
+                    "text": row.get("title"),
+                    "title": row.get("title"),
+                    "source": "benzinga",
                     "symbols": [row["stock"]] if row.get("stock") else [],
                 }
                 ts = parse_one(row.get("date"))

@@ -36,9 +36,7 @@ def open_text(path: Path) -> IO[str]:
         raise SourceError(f"{path}: cannot read ({e.strerror or e})") from e
 
 
-def batched(
-    source: str, kind: TextKind, items: Iterator[tuple[int, dict[str, Any] | RowError]]
-) -> Iterator[TextBatch]:
+def batched(source: str, kind: TextKind, items: Iterator[tuple[int, dict[str, Any] | RowError]]) -> Iterator[TextBatch]:
     """Group ``(line, record-or-error)`` items into batches of :data:`BATCH`."""
     batch = TextBatch(source, kind, [], [])
     for line, item in items:
@@ -139,8 +137,11 @@ class StockNetTweetSource:
                     body = " ".join(tokens) if isinstance(tokens, list) else tokens
                     rec = {
                         "id": _tweet_id(ticker, str(created), str(user), str(body)),
-                        "created_at": created, "text": body, "source": "twitter",
-                        "author": user, "symbols": [ticker],
+                        "created_at": created,
+                        "text": body,
+                        "source": "twitter",
+                        "author": user,
+                        "symbols": [ticker],
                     }
                     ts = parse_one(created)
                     items.append((ts.timestamp() if ts else float("-inf"), path.name, line_no, rec))
@@ -184,10 +185,15 @@ class StockEmotionsSource:
                 for row in reader:
                     line = reader.line_num
                     date = (row.get("date") or "").strip()
-                    yield line, {
-                        "id": row.get("id"), "created_at": f"{date}T23:59:59-05:00" if date else None,
-                        "text": row.get("original"), "source": "stocktwits",
-                        "symbols": [row["ticker"]] if row.get("ticker") else [],
-                    }
+                    yield (
+                        line,
+                        {
+                            "id": row.get("id"),
+                            "created_at": f"{date}T23:59:59-05:00" if date else None,
+                            "text": row.get("original"),
+                            "source": "stocktwits",
+                            "symbols": [row["ticker"]] if row.get("ticker") else [],
+                        },
+                    )
 
         return batched(self.name, self.kind, items())

@@ -128,9 +128,10 @@ def _aware(ts: datetime, naive_tz: str) -> datetime | None:
         zone = _zone(naive_tz)
         local = ts.replace(tzinfo=zone)
         # a local time that does not exist or is ambiguous does not round-trip: refuse it
-        if local.astimezone(UTC).astimezone(zone).replace(tzinfo=None) != ts or ts.replace(
-            fold=1, tzinfo=zone
-        ).utcoffset() != local.utcoffset():
+        if (
+            local.astimezone(UTC).astimezone(zone).replace(tzinfo=None) != ts
+            or ts.replace(fold=1, tzinfo=zone).utcoffset() != local.utcoffset()
+        ):
             return None
         ts = local
     return ts.astimezone(UTC)

@@ -38,9 +38,22 @@ from marketpulse.ingest.base import MarketBatch, RowError, TextBatch, TextKind
 from marketpulse.ingest.timeparse import NAT, parse_one
 
 REASONS = (
-    "", "bad_row", "bad_number", "bad_timestamp", "missing_value", "not_finite", "non_positive_price",
-    "negative_volume", "high_below_low", "high_below_open_close", "low_above_open_close",
-    "outside_market_hours", "stale", "out_of_order", "duplicate", "outlier_jump",
+    "",
+    "bad_row",
+    "bad_number",
+    "bad_timestamp",
+    "missing_value",
+    "not_finite",
+    "non_positive_price",
+    "negative_volume",
+    "high_below_low",
+    "high_below_open_close",
+    "low_above_open_close",
+    "outside_market_hours",
+    "stale",
+    "out_of_order",
+    "duplicate",
+    "outlier_jump",
 )
 _CODE = {r: i for i, r in enumerate(REASONS)}
 _MAX_SIGMA_WEIGHT = 5_000
@@ -67,8 +80,14 @@ def position(source: str, line: int, file: str = "") -> str:
 
 def dead_letter(source: str, kind: str, err: RowError) -> DeadLetter:
     return DeadLetter(
-        ts=datetime.now(UTC), source=source, position=position(source, err.line, err.file), field=err.field, reason=err.reason,
-        record=err.record, kind=kind, detail=err.detail,
+        ts=datetime.now(UTC),
+        source=source,
+        position=position(source, err.line, err.file),
+        field=err.field,
+        reason=err.reason,
+        record=err.record,
+        kind=kind,
+        detail=err.detail,
     )
 
 
@@ -78,9 +97,9 @@ def _sessions(calendar: str) -> tuple[np.ndarray, np.ndarray]:
 
     cal = xcals.get_calendar(calendar, start="2000-01-03")
     sched = cal.schedule
-    return sched["open"].to_numpy("datetime64[ns]").view(np.int64), sched["close"].to_numpy(
-        "datetime64[ns]"
-    ).view(np.int64)
+    return sched["open"].to_numpy("datetime64[ns]").view(np.int64), sched["close"].to_numpy("datetime64[ns]").view(
+        np.int64
+    )
 
 
 def in_market_hours(ts_ns: np.ndarray, calendar: str, bar_end_labels: bool) -> np.ndarray:
@@ -186,10 +205,9 @@ class MarketValidator:
             return
 
         prev_t, prev_p, prev_s = self._previous(codes, t, price, size, states, np.ones(len(t), bool))
-        if self.kind == "bars":
-            dup = t == prev_t
-        else:
-            dup = (t == prev_t) & (price == prev_p) & (size == prev_s)
+        dup = t == prev_t
+        if self.kind == "ticks":  # ticks may share a timestamp; an identical print is the duplicate
+            dup &= (price == prev_p) & (size == prev_s)
         reason[idx[dup]] = _CODE["duplicate"]
         fld[idx[dup]] = "ts"
         keep = ~dup
@@ -202,7 +220,11 @@ class MarketValidator:
 
     @staticmethod
     def _previous(
-        codes: np.ndarray, t: np.ndarray, price: np.ndarray, size: np.ndarray, states: list[_SymbolState],
+        codes: np.ndarray,
+        t: np.ndarray,
+        price: np.ndarray,
+        size: np.ndarray,
+        states: list[_SymbolState],
         acc: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per row, the time/price/size of the previous *accepted* row of its symbol (or the state's)."""
@@ -218,8 +240,15 @@ class MarketValidator:
         return out[:, 0].astype(np.int64), out[:, 1], out[:, 2]
 
     def _outliers(
-        self, codes: np.ndarray, t: np.ndarray, price: np.ndarray, size: np.ndarray, states: list[_SymbolState],
-        idx: np.ndarray, reason: np.ndarray, fld: np.ndarray,
+        self,
+        codes: np.ndarray,
+        t: np.ndarray,
+        price: np.ndarray,
+        size: np.ndarray,
+        states: list[_SymbolState],
+        idx: np.ndarray,
+        reason: np.ndarray,
+        fld: np.ndarray,
     ) -> np.ndarray:
         k, min_hist = self.config.outlier_k, self.config.outlier_min_history
         acc = np.ones(len(t), dtype=bool)
@@ -283,7 +312,12 @@ class MarketValidator:
             s.n_returns += n_new
 
     def _update_state(
-        self, codes: np.ndarray, t: np.ndarray, price: np.ndarray, size: np.ndarray, states: list[_SymbolState],
+        self,
+        codes: np.ndarray,
+        t: np.ndarray,
+        price: np.ndarray,
+        size: np.ndarray,
+        states: list[_SymbolState],
         batch: MarketBatch,
     ) -> None:
         if codes.size == 0:
@@ -308,8 +342,13 @@ class MarketValidator:
             value = f[column].iloc[i] if column in f.columns else ""
             letters.append(
                 DeadLetter(
-                    ts=datetime.now(UTC), source=batch.source, position=f"{batch.source}:{batch.lines[i]}",
-                    field=column, reason=why, record=batch.raw_line(int(i)), kind=batch.kind,
+                    ts=datetime.now(UTC),
+                    source=batch.source,
+                    position=f"{batch.source}:{batch.lines[i]}",
+                    field=column,
+                    reason=why,
+                    record=batch.raw_line(int(i)),
+                    kind=batch.kind,
                     detail=f"{column}={value}",
                 )
             )
@@ -357,8 +396,14 @@ class TextValidator:
                 counts[why] += 1
                 letters.append(
                     DeadLetter(
-                        ts=datetime.now(UTC), source=batch.source, position=position(batch.source, line, file), field=column,
-                        reason=why, record=_render(rec), kind=batch.kind, detail=detail,
+                        ts=datetime.now(UTC),
+                        source=batch.source,
+                        position=position(batch.source, line, file),
+                        field=column,
+                        reason=why,
+                        record=_render(rec),
+                        kind=batch.kind,
+                        detail=detail,
                     )
                 )
             else:
@@ -391,16 +436,21 @@ class TextValidator:
         post_id = f"{rec['source']}:{rec['id']}"
         if post_id in self.seen:
             return "id", "duplicate", f"id={rec['id']!r}"
-        if self.config.stale_after_s is not None and self.watermark is not None:
-            if (self.watermark - ts).total_seconds() > self.config.stale_after_s:
-                return "created_at", "stale", f"{(self.watermark - ts).total_seconds():.0f}s behind"
+        behind = (self.watermark - ts).total_seconds() if self.watermark is not None else 0.0
+        if self.config.stale_after_s is not None and behind > self.config.stale_after_s:
+            return "created_at", "stale", f"{behind:.0f}s behind"
         self.seen.add(post_id)
         self.watermark = ts if self.watermark is None else max(self.watermark, ts)
         return cls(
-            ts=ts, id=str(rec["id"]), text=rec["text"], source=str(rec["source"]),
+            ts=ts,
+            id=str(rec["id"]),
+            text=rec["text"],
+            source=str(rec["source"]),
             author=None if rec.get("author") is None else str(rec["author"]),
             symbols=tuple(dict.fromkeys(s.strip().lstrip("$").upper() for s in symbols if s.strip())),
-            engagement=engagement, url=rec.get("url"), title=rec.get("title"),
+            engagement=engagement,
+            url=rec.get("url"),
+            title=rec.get("title"),
         )
 
 

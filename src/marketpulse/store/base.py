@@ -47,9 +47,7 @@ class OnlineStore(ABC):
     def put(self, kind: str, symbol: str, value: dict[str, Any], ttl_s: float | None = None) -> None:
         """Set the latest value; ``ttl_s`` None means the store's default TTL (0 or negative: no expiry)."""
 
-    def put_many(
-        self, kind: str, values: dict[str, dict[str, Any]], ttl_s: float | None = None
-    ) -> None:
+    def put_many(self, kind: str, values: dict[str, dict[str, Any]], ttl_s: float | None = None) -> None:
         """Set many symbols at once (backends may pipeline)."""
         for symbol, value in values.items():
             self.put(kind, symbol, value, ttl_s)
@@ -75,9 +73,7 @@ class OnlineStore(ABC):
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(
-        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
         self.close()
 
 
@@ -119,7 +115,5 @@ class HistoryStore(ABC):
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(
-        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
         self.close()
