@@ -7,6 +7,7 @@ weekends in a replay) are skipped, so a demo stays lively. Waiting can be interr
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from typing import Literal
@@ -22,7 +23,7 @@ def parse_speed(text: str | float) -> Speed:
         value = float(text)
     except (TypeError, ValueError) as e:
         raise ValueError(f"speed must be a positive number or 'max', got {text!r}") from e
-    if not value > 0:
+    if not 0 < value < math.inf:  # NaN and inf too (inf would be 'max' under another name)
         raise ValueError(f"speed must be a positive number or 'max', got {text!r}")
     return value
 

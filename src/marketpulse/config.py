@@ -25,6 +25,7 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from marketpulse.bus.memory import MemoryBusConfig
+from marketpulse.clock import parse_speed
 from marketpulse.errors import ConfigError
 from marketpulse.store.memory import MemoryOnlineStoreConfig
 from marketpulse.store.sqlite import SqliteHistoryStoreConfig
@@ -81,16 +82,19 @@ class ValidationConfig(_Section):
         return value
 
 
+SpeedConfig = Annotated[float | Literal["max"], BeforeValidator(parse_speed)]  # refuse 0, negatives, nan, inf
+
+
 class ReplayConfig(_Section):
     """Defaults of ``marketpulse replay``."""
 
-    speed: float | Literal["max"] = Field("max", description="N× real time, or max")
+    speed: SpeedConfig = Field("max", description="N× real time, or max")
 
 
 class RunConfig(_Section):
     """Defaults of ``marketpulse run`` (the embedded demo)."""
 
-    speed: float | Literal["max"] = Field(1800.0, description="N× real time for the demo replay, or max")
+    speed: SpeedConfig = Field(1800.0, description="N× real time for the demo replay, or max")
     symbols: list[str] = Field(default_factory=list, description="restrict the demo to these symbols")
 
 
@@ -187,7 +191,7 @@ def load_settings(config_file: Path | None = None, data_dir: Path | None = None,
     unknown = sorted(
         name
         for name in os.environ
-        if name.startswith("MARKETPULSE__") and name.split("__")[1].lower() not in Settings.model_fields
+        if name.upper().startswith("MARKETPULSE__") and name.split("__")[1].lower() not in Settings.model_fields
     )
     if unknown:
         raise ConfigError(

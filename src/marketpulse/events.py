@@ -14,7 +14,7 @@ symbol's rows as little-endian numpy buffers (one message per symbol per micro-b
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal, TypeAlias
 
 import msgspec
@@ -27,6 +27,7 @@ WIRE_VERSION = 1
 Format: TypeAlias = Literal["msgpack", "json"]
 
 UtcDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def now_ns() -> int:
@@ -48,8 +49,8 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     ingest_ns: int = 0
 
     def __post_init__(self) -> None:
-        if self.ts.utcoffset() != UTC.utcoffset(None):
-            msgspec.structs.force_setattr(self, "ts", self.ts.astimezone(UTC))
+        if self.ts.utcoffset() != UTC.utcoffset(None):  # naive (None) or another offset
+            msgspec.structs.force_setattr(self, "ts", utc(self.ts))
 
     @property
     def key(self) -> str | None:
@@ -151,6 +152,11 @@ class DeadLetter(Event, frozen=True, kw_only=True):
     detail: str = ""
 
 
+def _newest(ts_ns: np.ndarray) -> datetime:
+    """The newest time of a batch, floored to the microsecond (never later than any tick in it)."""
+    return _EPOCH + timedelta(microseconds=int(ts_ns.max()) // 1000)
+
+
 def _buf(values: Any, dtype: str) -> bytes:
     return np.ascontiguousarray(values, dtype=dtype).tobytes()
 
@@ -192,7 +198,7 @@ class TickBatch(Event, frozen=True, kw_only=True):
             raise ValueError("a TickBatch holds at least one tick")
         return cls(
             symbol=symbol,
-            ts=datetime.fromtimestamp(int(ts_arr.max()) / 1e9, UTC),
+            ts=_newest(ts_arr),
             ts_ns=ts_arr.tobytes(),
             price=_buf(price, "<f8"),
             size=_buf(size, "<f8"),
@@ -252,7 +258,7 @@ class BarBatch(Event, frozen=True, kw_only=True):
             raise ValueError("a BarBatch holds at least one bar")
         return cls(
             symbol=symbol,
-            ts=datetime.fromtimestamp(int(ts_arr.max()) / 1e9, UTC),
+            ts=_newest(ts_arr),
             ts_ns=ts_arr.tobytes(),
             open=_buf(o, "<f8"),
             high=_buf(h, "<f8"),
@@ -314,7 +320,7 @@ def encode(event: Event, fmt: Format = "msgpack") -> bytes:
 def decode(data: bytes, fmt: Format = "msgpack") -> AnyEvent:
     """Decode bytes produced by :func:`encode`; :class:`CodecError` names what is wrong."""
     try:
-        return (_MP_DEC if fmt == "msgpack" else _JS_DEC).decode(data).e
+        env = (_MP_DEC if fmt == "msgpack" else _JS_DEC).decode(data)
     except msgspec.ValidationError as e:
         try:
             version = (_VERSION_PROBE_MP if fmt == "msgpack" else _VERSION_PROBE_JS).decode(data)[0]
@@ -325,6 +331,9 @@ def decode(data: bytes, fmt: Format = "msgpack") -> AnyEvent:
         raise CodecError(f"invalid event: {e}") from e
     except msgspec.DecodeError as e:
         raise CodecError(f"not a {fmt} event envelope: {e}") from e
+    if env.v != WIRE_VERSION:
+        raise CodecError(f"unsupported wire version {env.v} (this build reads {WIRE_VERSION})")
+    return env.e
 
 
 def schema_header(event: Event) -> str:

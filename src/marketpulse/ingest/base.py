@@ -53,6 +53,7 @@ class MarketBatch:
     bad_reason: dict[str, str] = field(default_factory=dict)
     interval_s: int = 60
     synthetic: bool = False
+    distinct: bool = False  # every row is a distinct event (LOBSTER messages): equal ticks are not duplicates
 
     @property
     def read(self) -> int:

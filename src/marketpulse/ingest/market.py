@@ -17,6 +17,7 @@ from __future__ import annotations
 import gzip
 import io
 import re
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -24,6 +25,7 @@ from typing import IO, Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from marketpulse.errors import SourceError
@@ -76,7 +78,7 @@ def map_columns(header: list[str], kind: MarketKind, has_symbol: bool, where: st
         missing = []  # size is optional for ticks
     if missing:
         raise SourceError(
-            f"{where}: missing column(s) {', '.join(missing)} for {kind}; header is {','.join(header)} "
+            f"{where}: missing column(s) {', '.join(missing)} for {kind}; header is {','.join(header)[:200]} "
             f"(expected timestamp,symbol,{','.join(NUMERIC[kind])})"
         )
     return out
@@ -111,15 +113,20 @@ def build_frame(
             reasons["ts"] = "missing_value"
     data: dict[str, Any] = {"ts": pd.DatetimeIndex(ns.view("datetime64[ns]")).tz_localize("UTC")}
     if "symbol" in cols:
-        sym = table.column(cols["symbol"]).cast(pa.string())
-        sym_np = sym.to_numpy(zero_copy_only=False)
-        empty = np.asarray(sym.is_null()) | (sym_np == "")
+        # dictionary-encoded: one Python string per distinct symbol, not per row
+        enc = pc.dictionary_encode(table.column(cols["symbol"]).cast(pa.string())).combine_chunks()
+        codes = enc.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+        categories = [str(c).strip() for c in enc.dictionary.to_pylist()]
+        blank = np.array([c == "" for c in categories] + [True])  # the last slot stands for null (-1)
+        empty = blank[codes]
         if empty.any():
             bad["symbol"] = empty
             reasons["symbol"] = "missing_value"
-        data["symbol"] = sym_np
+        uniq = list(dict.fromkeys(categories))
+        remap = np.array([uniq.index(c) for c in categories] + [-1], dtype=np.int64)
+        data["symbol"] = pd.Categorical.from_codes(remap[codes], categories=pd.Index(uniq))
     else:
-        data["symbol"] = np.full(n, symbol, dtype=object)
+        data["symbol"] = pd.Categorical.from_codes(np.zeros(n, dtype=np.int64), categories=pd.Index([symbol]))
     for name in NUMERIC[kind]:
         if name not in cols:
             data[name] = np.zeros(n)
@@ -178,7 +185,7 @@ class CsvMarketSource:
         self._fh = _open_binary(self.path)
         try:
             raw_header = self._fh.readline()
-        except (OSError, EOFError, gzip.BadGzipFile) as e:
+        except (OSError, EOFError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
             raise SourceError(f"{path}: cannot read ({e})") from e
         try:
             header_text = raw_header.decode("utf-8-sig").strip()
@@ -186,6 +193,8 @@ class CsvMarketSource:
             raise SourceError(f"{path}: not a UTF-8 text file") from e
         if not header_text:
             raise SourceError(f"{path}: empty file, expected a header line")
+        if any(ch < " " and ch != "\t" for ch in header_text):  # NUL and other control bytes: binary data
+            raise SourceError(f"{path}: not a text file (binary data in the header line)")
         self.header = [h.strip().strip('"') for h in header_text.split(delimiter)]
         self.symbol = symbol
         has_symbol = symbol is not None or "symbol" not in [_norm(h) for h in self.header]
@@ -200,7 +209,10 @@ class CsvMarketSource:
         carry = b""
         with self._fh:
             while True:
-                chunk = self._fh.read(self.block_bytes)
+                try:
+                    chunk = self._fh.read(self.block_bytes)
+                except (OSError, EOFError, zlib.error) as e:  # a corrupt or truncated gzip stream
+                    raise SourceError(f"{self.path}: cannot read past line {line_base - 1} ({e})") from e
                 data = carry + chunk
                 if not chunk:
                     if data:
@@ -223,12 +235,14 @@ class CsvMarketSource:
         cr = (ends > starts) & (buf[np.maximum(ends - 1, 0)] == 13)
         ends[cr] -= 1
         delim = ord(self.delimiter)
-        prefix = np.concatenate(([0], np.cumsum(buf == delim)))
-        fields = prefix[ends] - prefix[starts] + 1
+        delims = np.flatnonzero(buf == delim)
+        fields = np.searchsorted(delims, ends) - np.searchsorted(delims, starts) + 1
         empty = ends == starts
         if b'"' in block:
             return self._parse_quoted(block, line_base)
         good = ~empty & (fields == len(self.header))
+        not_text = _not_utf8(block, starts, ends)  # Arrow refuses the whole block for one such row
+        good &= ~not_text
         bad_rows = np.flatnonzero(~empty & ~good)
         errors = [
             RowError(
@@ -236,7 +250,7 @@ class CsvMarketSource:
                 field="*",
                 reason="bad_row",
                 record=block[starts[i] : ends[i]].decode("utf-8", "replace"),
-                detail=f"expected {len(self.header)} fields, got {int(fields[i])}",
+                detail="not UTF-8 text" if not_text[i] else f"expected {len(self.header)} fields, got {int(fields[i])}",
             )
             for i in bad_rows
         ]
@@ -271,6 +285,8 @@ class CsvMarketSource:
         names = [f"c{i}" for i in range(len(self.header))]
         numeric = {f"c{self.cols[c]}": pa.float64() for c in NUMERIC[self.kind] if c in self.cols}
         text = {f"c{i}": pa.string() for i in range(len(self.header)) if f"c{i}" not in numeric}
+        if not clean:  # every row of the block was blank or set aside: Arrow refuses an empty input
+            return pa.table({n: pa.array([], numeric.get(n, pa.string())) for n in names})
         read = pacsv.ReadOptions(column_names=names, use_threads=False, block_size=max(len(clean), 1 << 20))
         parse = pacsv.ParseOptions(delimiter=self.delimiter)
         try:
@@ -298,20 +314,26 @@ class CsvMarketSource:
         lines: list[int] = []
         raws: list[str] = []
         errors: list[RowError] = []
-        text = block.decode("utf-8", "replace").splitlines()
-        for i, record in enumerate(csv.reader(text, delimiter=self.delimiter)):
+        # split on \n only (as the fast path counts lines); a quoted field may span lines: a record starts on
+        # the line after the previous record's last one (``reader.line_num``)
+        text = [ln.removesuffix("\r") for ln in block.decode("utf-8", "replace").split("\n")[:-1]]
+        reader = csv.reader(text, delimiter=self.delimiter)
+        end = 0
+        for record in reader:
+            first, end = end, reader.line_num
             if not record:
                 continue
+            raw = "\n".join(text[first:end])
             if len(record) != len(self.header):
                 errors.append(
                     RowError(
-                        line_base + i, "*", "bad_row", text[i], f"expected {len(self.header)} fields, got {len(record)}"
+                        line_base + first, "*", "bad_row", raw, f"expected {len(self.header)} fields, got {len(record)}"
                     )
                 )
                 continue
             rows.append(record)
-            lines.append(line_base + i)
-            raws.append(text[i])
+            lines.append(line_base + first)
+            raws.append(raw)
         columns = list(zip(*rows, strict=True)) if rows else [() for _ in self.header]
         table = pa.table({f"c{i}": pa.array(list(col), pa.string()) for i, col in enumerate(columns)})
         frame, bad, reasons, interval = build_frame(
@@ -328,6 +350,24 @@ class CsvMarketSource:
             reasons,
             interval,
         )
+
+
+def _not_utf8(block: bytes, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Rows of ``block`` that are not UTF-8 text (checked per row only when the block as a whole is not)."""
+    bad = np.zeros(len(starts), dtype=bool)
+    if block.isascii():
+        return bad
+    try:
+        block.decode("utf-8")
+        return bad
+    except UnicodeDecodeError:
+        pass
+    for i, (lo, hi) in enumerate(zip(starts.tolist(), ends.tolist(), strict=True)):
+        try:
+            block[lo:hi].decode("utf-8")
+        except UnicodeDecodeError:
+            bad[i] = True
+    return bad
 
 
 class FrameMarketSource:
@@ -442,7 +482,9 @@ class LobsterTickSource:
             }
         )
         full = table.take(pa.array(idx))
-        yield MarketBatch(self.name, "ticks", frame, idx + 1, _row_text(full))
+        # each message is its own execution (one order filled against several resting orders gives equal
+        # prints at one nanosecond): never "duplicates"
+        yield MarketBatch(self.name, "ticks", frame, idx + 1, _row_text(full), distinct=True)
 
 
 def stocknet_price_files(root: Path, symbols: list[str] | None = None) -> list[Path]:

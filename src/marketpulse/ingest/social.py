@@ -64,25 +64,28 @@ class JsonlTextSource:
 
     def _items(self) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
         with self._fh:
-            try:
-                for line_no, line in enumerate(self._fh, start=1):
-                    text = line.strip()
-                    if not text:
-                        continue
-                    try:
-                        obj = json.loads(text)
-                    except json.JSONDecodeError as e:
-                        yield line_no, RowError(line_no, "*", "bad_json", text[:2000], e.msg)
-                        continue
-                    if not isinstance(obj, dict):
-                        yield line_no, RowError(line_no, "*", "bad_row", text[:2000], "expected a JSON object")
-                        continue
-                    rec = {k: obj[k] for k in CANONICAL if k in obj}
-                    if self.default_source and not rec.get("source"):
-                        rec["source"] = self.default_source
-                    yield line_no, rec
-            except UnicodeDecodeError as e:
-                raise SourceError(f"{self.path}: not UTF-8 text ({e.reason})") from e
+            # lines are decoded one by one, so a line that is not UTF-8 is one bad record, not a failed file
+            for line_no, raw in enumerate(self._fh.buffer, start=1):  # type: ignore[attr-defined]
+                try:
+                    text = raw.decode("utf-8").strip()
+                except UnicodeDecodeError as e:
+                    record = raw.decode("utf-8", "replace").strip()[:2000]
+                    yield line_no, RowError(line_no, "*", "bad_row", record, f"not UTF-8 text ({e.reason})")
+                    continue
+                if not text:
+                    continue
+                try:
+                    obj = json.loads(text)
+                except json.JSONDecodeError as e:
+                    yield line_no, RowError(line_no, "*", "bad_json", text[:2000], e.msg)
+                    continue
+                if not isinstance(obj, dict):
+                    yield line_no, RowError(line_no, "*", "bad_row", text[:2000], "expected a JSON object")
+                    continue
+                rec = {k: obj[k] for k in CANONICAL if k in obj}
+                if self.default_source and not rec.get("source"):
+                    rec["source"] = self.default_source
+                yield line_no, rec
 
 
 def _tweet_id(symbol: str, created_at: str, user: str, text: str) -> str:
@@ -122,6 +125,9 @@ class StockNetTweetSource:
     def batches(self) -> Iterator[TextBatch]:
         items: list[tuple[float, str, int, dict[str, Any] | RowError]] = []
         for ticker, path in self.files:
+            # the position names the file from the root (``tweet/preprocessed/FB/2014-01-01:3``): a day file's
+            # own name does not say which ticker it belongs to
+            where = path.relative_to(self.name).as_posix()
             with open_text(path) as fh:
                 for line_no, line in enumerate(fh, start=1):
                     text = line.strip()
@@ -131,8 +137,8 @@ class StockNetTweetSource:
                         obj = json.loads(text)
                         tokens, created, user = obj["text"], obj["created_at"], obj.get("user_id_str")
                     except (json.JSONDecodeError, KeyError, TypeError) as e:
-                        err = RowError(line_no, "*", "bad_row", text, str(e), file=path.name)
-                        items.append((float("inf"), path.name, line_no, err))
+                        err = RowError(line_no, "*", "bad_row", text, str(e), file=where)
+                        items.append((float("inf"), where, line_no, err))
                         continue
                     body = " ".join(tokens) if isinstance(tokens, list) else tokens
                     rec = {
@@ -144,12 +150,12 @@ class StockNetTweetSource:
                         "symbols": [ticker],
                     }
                     ts = parse_one(created)
-                    items.append((ts.timestamp() if ts else float("-inf"), path.name, line_no, rec))
+                    items.append((ts.timestamp() if ts else float("-inf"), where, line_no, rec))
         items.sort(key=lambda item: item[0])
         return self._emit(items)
 
     def _emit(self, items: list[tuple[float, str, int, dict[str, Any] | RowError]]) -> Iterator[TextBatch]:
-        # positions name the ticker file inside the folder: ``<root>/AAPL.jsonl.gz:12``
+        # positions name the file inside the folder: ``<root>/tweet/preprocessed/AAPL.jsonl.gz:12``
         for start in range(0, len(items), BATCH):
             batch = TextBatch(self.name, self.kind, [], [])
             for _, file, line_no, item in items[start : start + BATCH]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import re
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -20,15 +20,28 @@ import pyarrow.compute as pc
 
 NAT = np.iinfo(np.int64).min
 _OFFSET = re.compile(r"(?:Z|[+-]\d\d:?\d\d)$")
+_NUMERIC = re.compile(r"-?\d+(\.\d+)?")
 _TWITTER_FORMAT = "%a %b %d %H:%M:%S %z %Y"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _epoch_to_ns(values: np.ndarray) -> np.ndarray:
-    mag = np.nanmax(np.abs(values)) if values.size else 0
+    """Epoch numbers (int64, or float64 with NaN) → int64 ns; NAT where missing or beyond the int64 ns range.
+
+    Whole numbers are scaled in integer arithmetic so that ms/us/ns epochs stay exact (a float64 holds
+    ``1600000000123 * 10**6`` only to within 256 ns); a fraction is as precise as its float64.
+    """
+    finite = values[np.isfinite(values)].astype(np.float64)
+    mag = np.abs(finite).max() if finite.size else 0
     scale = 1 if mag > 1e17 else 10**3 if mag > 1e14 else 10**6 if mag > 1e11 else 10**9
     out = np.full(values.shape, NAT, dtype=np.int64)
-    ok = np.isfinite(values)
-    out[ok] = (values[ok] * scale).astype(np.int64)
+    limit = np.iinfo(np.int64).max // scale
+    ok = (values > -limit) & (values < limit)  # False for NaN and inf
+    whole = ok & (values == np.trunc(values)) if values.dtype.kind == "f" else ok
+    out[whole] = values[whole].astype(np.int64) * scale
+    frac = ok & ~whole  # fractional: scale the whole part exactly, round the fraction to the nanosecond
+    units = np.trunc(values[frac])
+    out[frac] = units.astype(np.int64) * scale + np.round((values[frac] - units) * scale).astype(np.int64)
     return out
 
 
@@ -41,11 +54,17 @@ def parse_timestamps(values: pa.Array | pa.ChunkedArray, naive_tz: str = "UTC") 
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
     if pa.types.is_timestamp(values.type):
-        arr = values if values.type.tz else _localize(values, naive_tz)
+        try:
+            arr = values if values.type.tz else _localize(values, naive_tz)
+        except pa.ArrowInvalid:  # a local time in a DST gap or overlap: NAT for those only
+            naive = pd.Series(values.cast(pa.timestamp("ns")).to_pandas(), dtype="datetime64[ns]")
+            return _ns(naive.dt.tz_localize(naive_tz, ambiguous="NaT", nonexistent="NaT")), False
         ns = pc.cast(arr, pa.timestamp("ns", "UTC")).cast(pa.int64()).to_numpy(zero_copy_only=False)
         return np.where(np.asarray(values.is_null()), NAT, ns).astype(np.int64), False
     if pa.types.is_integer(values.type) or pa.types.is_floating(values.type):
-        return _epoch_to_ns(values.cast(pa.float64()).to_numpy(zero_copy_only=False)), False
+        numbers = values.cast(pa.int64() if pa.types.is_integer(values.type) else pa.float64())
+        ns = _epoch_to_ns(numbers.fill_null(0).to_numpy(zero_copy_only=False))
+        return np.where(np.asarray(values.is_null()), NAT, ns), False
     strings = pc.utf8_trim_whitespace(values.cast(pa.string()))
     valid = strings.drop_null()
     first = valid[0].as_py() if len(valid) else ""
@@ -71,7 +90,7 @@ def _slow_parse(series: pd.Series, naive_tz: str) -> np.ndarray:
     out = np.full(len(series), NAT, dtype=np.int64)
     s = series.astype("string")
     has_offset = s.str.contains(_OFFSET, na=False).to_numpy(bool)
-    numeric = s.str.fullmatch(r"-?\d+(\.\d+)?", na=False).to_numpy(bool)
+    numeric = s.str.fullmatch(_NUMERIC, na=False).to_numpy(bool)
     twitter = s.str.match(r"^[A-Z][a-z]{2} [A-Z][a-z]{2} \d", na=False).to_numpy(bool)
     aware = has_offset & ~twitter
     if aware.any():
@@ -81,7 +100,7 @@ def _slow_parse(series: pd.Series, naive_tz: str) -> np.ndarray:
         parsed = pd.to_datetime(s[twitter], errors="coerce", utc=True, format=_TWITTER_FORMAT)
         out[twitter] = _ns(parsed)
     if numeric.any():
-        out[numeric] = _epoch_to_ns(pd.to_numeric(s[numeric], errors="coerce").to_numpy(float))
+        out[numeric] = _epoch_to_ns(np.array([_number(x) for x in s[numeric]]))
     naive = ~(aware | twitter | numeric) & s.notna().to_numpy(bool)
     if naive.any():
         parsed = pd.to_datetime(s[naive], errors="coerce", format="ISO8601")
@@ -91,6 +110,18 @@ def _slow_parse(series: pd.Series, naive_tz: str) -> np.ndarray:
             loc = parsed
         out[naive] = _ns(loc)
     return out
+
+
+def _number(text: str) -> float | int:
+    """A numeric string as an int when whole and within int64 (exact), else a float."""
+    if "." not in text and -(2**63) <= (whole := int(text)) < 2**63:
+        return whole
+    return float(text)
+
+
+def _from_ns(ns: int) -> datetime | None:
+    """int64 ns → aware UTC datetime, floored to the microsecond like the column path; None for NAT."""
+    return None if ns == NAT else _EPOCH + timedelta(microseconds=ns // 1000)
 
 
 def _ns(parsed: pd.Series) -> np.ndarray:
@@ -107,19 +138,20 @@ def parse_one(value: object, naive_tz: str = "UTC") -> datetime | None:
     if isinstance(value, datetime):
         return _aware(value, naive_tz)
     if isinstance(value, int | float) and not isinstance(value, bool):
-        ns = int(_epoch_to_ns(np.array([float(value)]))[0])
-        return None if ns == NAT else datetime.fromtimestamp(ns / 1e9, UTC)
+        number = value if isinstance(value, float) or -(2**63) <= value < 2**63 else float(value)
+        return _from_ns(int(_epoch_to_ns(np.array([number]))[0]))
     if not isinstance(value, str) or not value.strip():
         return None
     text = value.strip()
+    if _NUMERIC.fullmatch(text):  # an epoch number, as in the column path (not ISO basic ``20110103``)
+        return parse_one(_number(text))
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
         try:
             parsed = datetime.strptime(text, _TWITTER_FORMAT)
         except ValueError:
-            ns = int(_slow_parse(pd.Series([text]), naive_tz)[0])
-            return None if ns == NAT else datetime.fromtimestamp(ns / 1e9, UTC)
+            return _from_ns(int(_slow_parse(pd.Series([text]), naive_tz)[0]))
     return _aware(parsed, naive_tz)
 
 

@@ -9,12 +9,13 @@ Checks, in order (a record gets the first reason that applies):
 3. ``outside_market_hours`` — only when ``validation.market_hours`` is on (a real exchange calendar);
 4. ``stale`` — further than ``validation.stale_after_s`` behind the newest event time of the source;
 5. per symbol: ``out_of_order`` (older than the newest accepted record), ``duplicate`` (bars: the same
-   timestamp again; ticks: the same timestamp, price and size as the previous tick), ``outlier_jump`` (a
-   log-return beyond ``outlier_k`` robust sigmas, scaled by the square root of the elapsed time; judged once a
-   symbol has ``outlier_min_history`` returns; measured from the last *accepted* price, so one bad print does
-   not also reject the good one after it; only a print that the symbol's next print reverts from (the next
-   price is nearer the old level than this one) is rejected, so a real move or trend is kept; the last row of a
-   batch has no next print and is judged alone).
+   timestamp again; ticks: the same timestamp, price and size as the previous tick, unless the source marks its
+   rows as distinct events, as LOBSTER messages are), ``outlier_jump`` (a log-return beyond ``outlier_k`` robust
+   sigmas, scaled by the square root of the elapsed time, the sigma measured over price moves only since
+   unchanged prints carry no scale; judged once a symbol has ``outlier_min_history`` returns; measured from the
+   last *accepted* price, so one bad print does not also reject the good one after it; only a print that the
+   symbol's next print reverts from (the next price is nearer the old level than this one) is rejected, so a
+   real move or trend is kept; the last row of a batch has no next print and is judged alone).
 
 The market validator works on whole columns (numpy/pandas), keeping per-symbol state across batches, so the
 order of batches matters but their size does not. Counters: ``read = accepted + deadlettered``, always.
@@ -191,10 +192,11 @@ class MarketValidator:
         size = f["volume" if self.kind == "bars" else "size"].to_numpy(float)[idx]
 
         # order: compare with the running max of earlier rows of the symbol (and the state)
-        g = pd.Series(t).groupby(codes)
-        prev_max = g.cummax().groupby(codes).shift(1).to_numpy(float)
-        first = np.isnan(prev_max)
-        prev_max = np.where(first, last_ts[codes], prev_max).astype(np.int64)
+        # (via row positions: int64 ns must not pass through float64, which rounds them to ~256 ns)
+        running = pd.Series(t).groupby(codes).cummax().to_numpy(np.int64)
+        before = pd.Series(np.arange(len(t), dtype=float)).groupby(codes).shift(1).to_numpy(float)
+        first = np.isnan(before)
+        prev_max = np.where(first, last_ts[codes], running[np.where(first, 0, before).astype(np.int64)])
         has_prev = prev_max != NAT
         ooo = has_prev & (t < prev_max)
         reason[idx[ooo]] = _CODE["out_of_order"]
@@ -207,7 +209,7 @@ class MarketValidator:
         prev_t, prev_p, prev_s = self._previous(codes, t, price, size, states, np.ones(len(t), bool))
         dup = t == prev_t
         if self.kind == "ticks":  # ticks may share a timestamp; an identical print is the duplicate
-            dup &= (price == prev_p) & (size == prev_s)
+            dup &= (price == prev_p) & (size == prev_s) & (not batch.distinct)
         reason[idx[dup]] = _CODE["duplicate"]
         fld[idx[dup]] = "ts"
         keep = ~dup
@@ -228,16 +230,15 @@ class MarketValidator:
         acc: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per row, the time/price/size of the previous *accepted* row of its symbol (or the state's)."""
-        frame = pd.DataFrame(
-            {"t": np.where(acc, t, np.nan), "p": np.where(acc, price, np.nan), "s": np.where(acc, size, np.nan)}
-        )
-        prev = frame.groupby(codes).shift(1)
-        prev = prev.groupby(codes).ffill()
-        st = np.array([[s.last_ts, s.last_price, s.last_size] for s in states], dtype=float)
-        out = prev.to_numpy(float, copy=True)
-        miss = np.isnan(out[:, 0])
-        out[miss] = st[codes[miss]]
-        return out[:, 0].astype(np.int64), out[:, 1], out[:, 2]
+        # row positions, not times, go through the float NaN-fill (int64 ns do not survive float64 exactly)
+        rows = pd.Series(np.where(acc, np.arange(len(t), dtype=float), np.nan))
+        prev = rows.groupby(codes).shift(1).groupby(codes).ffill().to_numpy(float)
+        miss = np.isnan(prev)
+        j = np.where(miss, 0, prev).astype(np.int64)
+        st_t = np.array([s.last_ts for s in states], dtype=np.int64)[codes]
+        st_p = np.array([s.last_price for s in states], dtype=float)[codes]
+        st_s = np.array([s.last_size for s in states], dtype=float)[codes]
+        return np.where(miss, st_t, t[j]), np.where(miss, st_p, price[j]), np.where(miss, st_s, size[j])
 
     def _outliers(
         self,
@@ -268,7 +269,9 @@ class MarketValidator:
             dt_typ = np.where(np.isnan(state_dt), dt_med, state_dt)
             dt_typ = np.where(np.isnan(dt_typ), 1.0, dt_typ)
             z = np.abs(r) / np.sqrt(np.maximum(np.nan_to_num(dt, nan=0.0), dt_typ))
-            zf = pd.DataFrame({"z": np.where(acc & valid, z, np.nan), "c": codes})
+            # unchanged prices (most ticks) carry no scale: a median over them would make sigma 0 and every
+            # one-tick move a "jump", so the robust sigma is taken over the moves only
+            zf = pd.DataFrame({"z": np.where(acc & valid & (z > 0), z, np.nan), "c": codes})
             batch_sigma = 1.4826 * zf.groupby("c")["z"].transform("median").to_numpy(float)
             st_sigma = np.array([s.sigma for s in states])[codes]
             sigma = np.fmax(st_sigma, batch_sigma)
@@ -296,7 +299,7 @@ class MarketValidator:
     def _update_sigma(codes: np.ndarray, z: np.ndarray, dt: np.ndarray, states: list[_SymbolState]) -> None:
         if codes.size == 0:
             return
-        frame = pd.DataFrame({"c": codes, "z": z, "dt": np.where(dt > 0, dt, np.nan)})
+        frame = pd.DataFrame({"c": codes, "z": np.where(z > 0, z, np.nan), "dt": np.where(dt > 0, dt, np.nan)})
         agg = frame.groupby("c").agg(z=("z", "median"), dt=("dt", "median"), n=("z", "size"))
         for c, row in agg.iterrows():
             s = states[int(c)]  # type: ignore[call-overload]
