@@ -141,7 +141,13 @@ class Alert(Event, frozen=True, kw_only=True):
 
 class DeadLetter(Event, frozen=True, kw_only=True):
     """A rejected record: where it came from (``source`` and ``position`` such as ``file.csv:17``), which field,
-    why, and the raw record so nothing is lost. ``ts`` is the rejection time."""
+    why, and the raw record so nothing is lost.
+
+    ``ts`` is the record's own event time when it could be read, else the newest event time the source had
+    reached before it (the epoch when none): both repeat exactly when a file is replayed again, so a replay
+    stores its dead letters once (key: ``ts`` + ``id``). ``id`` is ``position#reason``; ``rejected_at`` is the
+    wall-clock moment of the rejection.
+    """
 
     source: str
     position: str
@@ -150,6 +156,13 @@ class DeadLetter(Event, frozen=True, kw_only=True):
     record: str
     kind: str = ""
     detail: str = ""
+    id: str = ""
+    rejected_at: UtcDatetime | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.id:
+            msgspec.structs.force_setattr(self, "id", f"{self.position}#{self.reason}")
 
 
 def _newest(ts_ns: np.ndarray) -> datetime:

@@ -128,41 +128,15 @@ class Pipeline:
         """Publish, store and cache validated market rows; returns the number of messages published."""
         if frame.empty:
             return 0
-        stamp = now_ns()
-        records: list[tuple[str | None, bytes]] = []
-        latest: dict[str, dict[str, Any]] = {}
-        ts_all = frame["ts"].to_numpy("datetime64[ns]").view(np.int64)
-        for symbol, idx in frame.groupby("symbol", sort=False).indices.items():
-            sym = str(symbol)
-            ts = ts_all[idx]
-            if kind == "bars":
-                cols = [frame[c].to_numpy(float)[idx] for c in ("open", "high", "low", "close", "volume")]
-                event: Event = BarBatch.from_arrays(sym, ts, *cols, interval_s=interval_s, ingest_ns=stamp)
-                latest[sym] = {
-                    "ts": int(ts[-1]),
-                    **{c: float(v[-1]) for c, v in zip(("open", "high", "low", "close", "volume"), cols, strict=True)},
-                    "interval_s": interval_s,
-                }
-            else:
-                price, size = frame["price"].to_numpy(float)[idx], frame["size"].to_numpy(float)[idx]
-                seq = frame["seq"].to_numpy()[idx] if "seq" in frame.columns else None
-                event = TickBatch.from_arrays(sym, ts, price, size, seq=seq, synthetic=synthetic, ingest_ns=stamp)
-                latest[sym] = {
-                    "ts": int(ts[-1]),
-                    "price": float(price[-1]),
-                    "size": float(size[-1]),
-                    "synthetic": synthetic,
-                }
-            records.append((sym, encode(event)))
-        topic = MARKET_BARS if kind == "bars" else MARKET_TICKS
-        self.bus.publish_batch(topic, records, _BAR_HEADERS if kind == "bars" else _TICK_HEADERS)
+        records, latest = publish_market(self.bus, frame, kind, interval_s, synthetic)
         if not synthetic:
             columns = list(BAR_COLUMNS if kind == "bars" else TICK_COLUMNS)
             self.counters.stored += self.history.write_frame(kind, frame[columns])
         self.online.put_many(kind, latest)
-        self.counters.published += len(records)
-        self.counters.event_ts_ns = max(self.counters.event_ts_ns or 0, int(ts_all.max()))
-        return len(records)
+        self.counters.published += records
+        newest = int(frame["ts"].to_numpy("datetime64[ns]").view(np.int64).max())
+        self.counters.event_ts_ns = max(self.counters.event_ts_ns or 0, newest)
+        return records
 
     def emit_text(self, events: Sequence[Post], kind: str) -> int:
         if not events:
@@ -243,6 +217,50 @@ class Pipeline:
         if on_progress is not None:
             on_progress(self.counters)
         return self.counters
+
+
+def publish_market(
+    bus: Bus, frame: pd.DataFrame, kind: str, interval_s: int = 60, synthetic: bool = False
+) -> tuple[int, dict[str, dict[str, Any]]]:
+    """The bus stage of market data: one columnar batch per symbol on ``market.bars`` / ``market.ticks``.
+
+    Returns the number of messages and the latest row per symbol (for the online store). Rows of a symbol keep
+    their order; ``frame`` must be non-empty with the columns of its kind (``seq`` optional for ticks).
+    """
+    stamp = now_ns()
+    records: list[tuple[str | None, bytes]] = []
+    latest: dict[str, dict[str, Any]] = {}
+    ts_all = frame["ts"].to_numpy("datetime64[ns]").view(np.int64)
+    names = ("open", "high", "low", "close", "volume") if kind == "bars" else ("price", "size")
+    columns = {c: frame[c].to_numpy(float) for c in names}
+    seq_all = frame["seq"].to_numpy() if "seq" in frame.columns else None
+    for symbol, idx in frame.groupby("symbol", sort=False, observed=True).indices.items():
+        sym = str(symbol)
+        ts = ts_all[idx]
+        cols = [columns[c][idx] for c in names]
+        event: Event
+        if kind == "bars":
+            event = BarBatch.from_arrays(sym, ts, *cols, interval_s=interval_s, ingest_ns=stamp)
+            latest[sym] = {
+                "ts": int(ts[-1]),
+                **{c: float(v[-1]) for c, v in zip(names, cols, strict=True)},
+                "interval_s": interval_s,
+            }
+        else:
+            seq = seq_all[idx] if seq_all is not None else None
+            event = TickBatch.from_arrays(sym, ts, *cols, seq=seq, synthetic=synthetic, ingest_ns=stamp)
+            latest[sym] = {
+                "ts": int(ts[-1]),
+                "price": float(cols[0][-1]),
+                "size": float(cols[1][-1]),
+                "synthetic": synthetic,
+            }
+        records.append((sym, encode(event)))
+    if kind == "bars":
+        bus.publish_batch(MARKET_BARS, records, _BAR_HEADERS)
+    else:
+        bus.publish_batch(MARKET_TICKS, records, _TICK_HEADERS)
+    return len(records), latest
 
 
 def _slices(ts: np.ndarray, slice_ns: int | None) -> Iterator[tuple[int, int]]:

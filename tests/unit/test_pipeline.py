@@ -334,11 +334,6 @@ def test_replaying_twice_changes_no_stored_data(pipeline: RecordingPipeline) -> 
     assert _snapshot(pipeline) == first
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="dead letters are keyed by their rejection time (DeadLetter.ts = now) and have no id, so each replay "
-    "stores them again; needs a deterministic key in events.py / store (see the report)",
-)
 def test_replaying_twice_stores_dead_letters_once(pipeline: RecordingPipeline) -> None:
     pipeline.replay(_sources())
     first = pipeline.history.count("deadletter")

@@ -19,7 +19,9 @@ class Groups:
         self.n = len(codes)
         self.n_groups = n_groups
         self.codes = codes
-        self.order = np.argsort(codes, kind="stable")
+        # a stable sort of small integers is a radix sort in numpy: O(n)
+        small = codes.astype(np.uint16) if n_groups <= np.iinfo(np.uint16).max else codes
+        self.order = np.argsort(small, kind="stable")
         sorted_codes = codes[self.order]
         self._first = np.ones(self.n, dtype=bool)
         self._first[1:] = sorted_codes[1:] != sorted_codes[:-1]
@@ -69,11 +71,10 @@ class Groups:
         """Per row, the max of ``initial[group]`` and the values of the earlier rows of its group."""
         v = self._to_sorted(values)
         out = np.empty_like(v)
-        for g, (lo, hi) in enumerate(zip(self.bounds[:-1], self.bounds[1:], strict=True)):
+        for lo, hi in zip(self.bounds[:-1], self.bounds[1:], strict=True):
             seg = np.maximum.accumulate(v[lo:hi])
             out[lo] = initial[self._sorted_codes[lo]]
             out[lo + 1 : hi] = np.maximum(seg[:-1], out[lo])
-            del g
         return self._to_original(out)
 
     def median(self, values: np.ndarray) -> np.ndarray:
@@ -108,3 +109,42 @@ class Groups:
             new[1:] |= v[1:] != v[:-1]
         start = np.maximum.accumulate(np.where(new, self._positions, 0))
         return self._to_original(self._positions - start)
+
+    def next_selected(self, values: np.ndarray, selected: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per row, ``values`` at the next later *selected* row of its group, and whether there is one."""
+        if self.n == 0:
+            return values.copy(), np.zeros(0, dtype=bool)
+        sel = self._to_sorted(selected)
+        nxt_pos = np.where(sel, self._positions, self.n)
+        after = np.empty(self.n, dtype=np.int64)
+        after[-1] = self.n
+        after[:-1] = np.minimum.accumulate(nxt_pos[::-1])[::-1][1:]
+        group_end = self.bounds[1:][self._sorted_codes_rank()]
+        has = after < group_end
+        v = self._to_sorted(values)
+        out = np.where(has, v[np.minimum(after, self.n - 1)], v)
+        return self._to_original(out), self._to_original(has)
+
+    def _sorted_codes_rank(self) -> np.ndarray:
+        """Per sorted row, the index of its group among the groups present (for ``bounds``)."""
+        return np.cumsum(self._first) - 1
+
+    def count_before(self, selected: np.ndarray) -> np.ndarray:
+        """Per row, how many earlier rows of its group are selected."""
+        sel = self._to_sorted(selected).astype(np.int64)
+        csum = np.cumsum(sel) - sel  # selected strictly before, over the whole sorted array
+        base = csum[self._group_start]
+        return self._to_original(csum - base)
+
+    def last_selected(self, selected: np.ndarray) -> dict[int, int]:
+        """Group code → original index of the group's last selected row (groups with none are absent)."""
+        if self.n == 0:
+            return {}
+        sel = self._to_sorted(selected)
+        pos = np.where(sel, self._positions, -1)
+        last = np.maximum.reduceat(pos, self.bounds[:-1])
+        return {
+            int(self._sorted_codes[lo]): int(self.order[p])
+            for lo, p in zip(self.bounds[:-1], last, strict=True)
+            if p >= 0
+        }

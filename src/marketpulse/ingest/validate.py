@@ -27,7 +27,7 @@ import functools
 import math
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -36,6 +36,7 @@ import pandas as pd
 from marketpulse.config import ValidationConfig
 from marketpulse.events import Article, DeadLetter, Post
 from marketpulse.ingest.base import MarketBatch, RowError, TextBatch, TextKind
+from marketpulse.ingest.groups import Groups
 from marketpulse.ingest.timeparse import NAT, parse_one
 
 REASONS = (
@@ -79,9 +80,10 @@ def position(source: str, line: int, file: str = "") -> str:
     return f"{source}/{file}:{line}" if file else f"{source}:{line}"
 
 
-def dead_letter(source: str, kind: str, err: RowError) -> DeadLetter:
+def dead_letter(source: str, kind: str, err: RowError, fallback_ns: int = 0) -> DeadLetter:
+    """The dead letter of a record that failed before validation (its time is unknown: ``fallback_ns``)."""
     return DeadLetter(
-        ts=datetime.now(UTC),
+        ts=_at(fallback_ns),
         source=source,
         position=position(source, err.line, err.file),
         field=err.field,
@@ -89,7 +91,13 @@ def dead_letter(source: str, kind: str, err: RowError) -> DeadLetter:
         record=err.record,
         kind=kind,
         detail=err.detail,
+        rejected_at=datetime.now(UTC),
     )
+
+
+def _at(ns: int) -> datetime:
+    """An event time for a dead letter: ``ns`` floored to the microsecond (the epoch for NAT)."""
+    return datetime.fromtimestamp(0, UTC) + timedelta(microseconds=max(ns, 0) // 1000)
 
 
 @functools.lru_cache(maxsize=4)
@@ -131,6 +139,7 @@ class MarketValidator:
         self.config, self.kind = config, kind
         self.state: dict[str, _SymbolState] = {}
         self.watermark = NAT
+        self.newest_ns = 0  # newest accepted event time: the time of dead letters whose own time is unknown
 
     def validate(self, batch: MarketBatch) -> Result:
         f = batch.frame
@@ -177,158 +186,134 @@ class MarketValidator:
         if ok.any():
             self.watermark = max(self.watermark, int(np.max(np.where(reason == 0, ts, NAT))))
 
+    def _symbol_codes(self, f: pd.DataFrame, idx: np.ndarray) -> tuple[np.ndarray, list[_SymbolState]]:
+        """Dense codes of the rows ``idx`` and the state object of each code."""
+        column = f["symbol"]
+        if isinstance(column.dtype, pd.CategoricalDtype):
+            raw = column.cat.codes.to_numpy(np.int64)[idx]
+            names = [str(c) for c in column.cat.categories]
+        else:
+            raw, uniques = pd.factorize(column.to_numpy(object)[idx])
+            raw, names = raw.astype(np.int64), [str(u) for u in uniques]
+        # dense codes over the symbols present, in O(n) (no sort)
+        present = np.flatnonzero(np.bincount(raw, minlength=len(names)))
+        remap = np.zeros(len(names), dtype=np.int64)
+        remap[present] = np.arange(len(present))
+        states = [self.state.setdefault(names[p], _SymbolState()) for p in present]
+        return remap[raw], states
+
     def _per_symbol(
         self, f: pd.DataFrame, ts: np.ndarray, reason: np.ndarray, fld: np.ndarray, batch: MarketBatch
     ) -> None:
         idx = np.flatnonzero(reason == 0)
         if idx.size == 0:
             return
-        sym = f["symbol"].to_numpy(object)[idx]
-        codes, uniques = pd.factorize(sym)
-        states = [self.state.setdefault(str(s), _SymbolState()) for s in uniques]
-        last_ts = np.array([s.last_ts for s in states], dtype=np.int64)
+        codes, states = self._symbol_codes(f, idx)
+        groups = Groups(codes, len(states))
+        st_t = np.array([s.last_ts for s in states], dtype=np.int64)
+        st_p = np.array([s.last_price for s in states], dtype=float)
+        st_s = np.array([s.last_size for s in states], dtype=float)
         t = ts[idx]
         price = f["close" if self.kind == "bars" else "price"].to_numpy(float)[idx]
         size = f["volume" if self.kind == "bars" else "size"].to_numpy(float)[idx]
 
-        # order: compare with the running max of earlier rows of the symbol (and the state)
-        # (via row positions: int64 ns must not pass through float64, which rounds them to ~256 ns)
-        running = pd.Series(t).groupby(codes).cummax().to_numpy(np.int64)
-        before = pd.Series(np.arange(len(t), dtype=float)).groupby(codes).shift(1).to_numpy(float)
-        first = np.isnan(before)
-        prev_max = np.where(first, last_ts[codes], running[np.where(first, 0, before).astype(np.int64)])
-        has_prev = prev_max != NAT
-        ooo = has_prev & (t < prev_max)
-        reason[idx[ooo]] = _CODE["out_of_order"]
-        fld[idx[ooo]] = "ts"
+        # order: older than the newest earlier row of the symbol (or the state's)
+        prev_max = groups.running_max_before(t, st_t)
+        ooo = (prev_max != NAT) & (t < prev_max)
         keep = ~ooo
-        idx, codes, t, price, size = idx[keep], codes[keep], t[keep], price[keep], size[keep]
-        if idx.size == 0:
-            return
-
-        prev_t, prev_p, prev_s = self._previous(codes, t, price, size, states, np.ones(len(t), bool))
-        dup = t == prev_t
+        # duplicates: compared with the previous in-order row of the symbol
+        prev_t = groups.previous_selected(t, keep, st_t)
+        dup = keep & (t == prev_t)
         if self.kind == "ticks":  # ticks may share a timestamp; an identical print is the duplicate
+            prev_p = groups.previous_selected(price, keep, st_p)
+            prev_s = groups.previous_selected(size, keep, st_s)
             dup &= (price == prev_p) & (size == prev_s) & (not batch.distinct)
-        reason[idx[dup]] = _CODE["duplicate"]
-        fld[idx[dup]] = "ts"
-        keep = ~dup
-        idx, codes, t, price, size = idx[keep], codes[keep], t[keep], price[keep], size[keep]
-        if idx.size == 0:
-            return
-
-        accepted = self._outliers(codes, t, price, size, states, idx, reason, fld)
-        self._update_state(codes[accepted], t[accepted], price[accepted], size[accepted], states, batch)
-
-    @staticmethod
-    def _previous(
-        codes: np.ndarray,
-        t: np.ndarray,
-        price: np.ndarray,
-        size: np.ndarray,
-        states: list[_SymbolState],
-        acc: np.ndarray,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Per row, the time/price/size of the previous *accepted* row of its symbol (or the state's)."""
-        # row positions, not times, go through the float NaN-fill (int64 ns do not survive float64 exactly)
-        rows = pd.Series(np.where(acc, np.arange(len(t), dtype=float), np.nan))
-        prev = rows.groupby(codes).shift(1).groupby(codes).ffill().to_numpy(float)
-        miss = np.isnan(prev)
-        j = np.where(miss, 0, prev).astype(np.int64)
-        st_t = np.array([s.last_ts for s in states], dtype=np.int64)[codes]
-        st_p = np.array([s.last_price for s in states], dtype=float)[codes]
-        st_s = np.array([s.last_size for s in states], dtype=float)[codes]
-        return np.where(miss, st_t, t[j]), np.where(miss, st_p, price[j]), np.where(miss, st_s, size[j])
+        keep &= ~dup
+        jump = self._outliers(groups, t, price, keep, states, st_t, st_p)
+        accepted = keep & ~jump
+        for mask, why, column in (
+            (ooo, "out_of_order", "ts"),
+            (dup, "duplicate", "ts"),
+            (jump, "outlier_jump", "close" if self.kind == "bars" else "price"),
+        ):
+            reason[idx[mask]] = _CODE[why]
+            fld[idx[mask]] = column
+        for code, i in groups.last_selected(accepted).items():
+            s = states[code]
+            s.last_ts, s.last_price, s.last_size = int(t[i]), float(price[i]), float(size[i])
 
     def _outliers(
         self,
-        codes: np.ndarray,
+        groups: Groups,
         t: np.ndarray,
         price: np.ndarray,
-        size: np.ndarray,
+        candidates: np.ndarray,
         states: list[_SymbolState],
-        idx: np.ndarray,
-        reason: np.ndarray,
-        fld: np.ndarray,
+        st_t: np.ndarray,
+        st_p: np.ndarray,
     ) -> np.ndarray:
+        """Rows (among ``candidates``) rejected as ``outlier_jump``; updates each symbol's sigma."""
         k, min_hist = self.config.outlier_k, self.config.outlier_min_history
-        acc = np.ones(len(t), dtype=bool)
+        codes = groups.codes
         seen_before = np.array([s.n_returns for s in states])
-        order_in_group = pd.Series(codes).groupby(codes).cumcount().to_numpy()
-        judged = (seen_before[codes] + order_in_group) >= min_hist
-        if not judged.any():
-            return acc
+        judged = candidates & ((seen_before[codes] + groups.count_before(candidates)) >= min_hist)
+        jump = np.zeros(len(t), dtype=bool)
+        state_dt = np.array([s.dt for s in states])
+        st_sigma = np.array([s.sigma for s in states])
+        nxt, has_next = groups.next_selected(price, candidates)
+        nxt = np.where(has_next, nxt, price)
+        acc = candidates.copy()
         for _ in range(4):
-            prev_t, prev_p, _ = self._previous(codes, t, price, size, states, acc)
-            valid = (prev_t != NAT) & np.isfinite(prev_p)
+            prev_t = groups.previous_selected(t, acc, st_t)
+            prev_p = groups.previous_selected(price, acc, st_p)
+            valid = candidates & (prev_t != NAT) & np.isfinite(prev_p)
             dt = np.where(valid, (t - prev_t) / 1e9, np.nan)
             r = np.where(valid, np.log(price / np.where(valid, prev_p, 1.0)), np.nan)
-            frame = pd.DataFrame({"dt": np.where(dt > 0, dt, np.nan), "c": codes})
-            dt_med = frame.groupby("c")["dt"].transform("median").to_numpy(float)
-            state_dt = np.array([s.dt for s in states])[codes]
-            dt_typ = np.where(np.isnan(state_dt), dt_med, state_dt)
+            dt_med = groups.median(np.where(dt > 0, dt, np.nan))
+            dt_typ = np.where(np.isnan(state_dt), dt_med, state_dt)[codes]
             dt_typ = np.where(np.isnan(dt_typ), 1.0, dt_typ)
             z = np.abs(r) / np.sqrt(np.maximum(np.nan_to_num(dt, nan=0.0), dt_typ))
+            if not judged.any():
+                break
             # unchanged prices (most ticks) carry no scale: a median over them would make sigma 0 and every
             # one-tick move a "jump", so the robust sigma is taken over the moves only
-            zf = pd.DataFrame({"z": np.where(acc & valid & (z > 0), z, np.nan), "c": codes})
-            batch_sigma = 1.4826 * zf.groupby("c")["z"].transform("median").to_numpy(float)
-            st_sigma = np.array([s.sigma for s in states])[codes]
-            sigma = np.fmax(st_sigma, batch_sigma)
+            batch_sigma = 1.4826 * groups.median(np.where(acc & valid & (z > 0), z, np.nan))
+            sigma = np.fmax(st_sigma, batch_sigma)[codes]
             sigma = np.where(np.isnan(sigma), np.inf, np.maximum(sigma, 1e-12))
-            jump = valid & judged & (z > k * sigma)
+            candidate_jump = valid & judged & (z > k * sigma)
             # a new level that the next print of the symbol confirms is a real move, not a bad print
             # (the next print stays nearer the new price than the old level): only a reverting print is bad
-            nxt = pd.Series(price).groupby(codes).shift(-1).to_numpy(float)
-            has_next = ~np.isnan(nxt)
-            nxt = np.where(has_next, nxt, price)
             ref = np.where(valid, prev_p, price)
             confirmed = has_next & (np.abs(np.log(nxt / price)) <= np.abs(np.log(nxt / ref)))
-            jump &= ~confirmed
-            new_acc = ~jump
-            if np.array_equal(new_acc, acc):
+            new_jump = candidate_jump & ~confirmed
+            if np.array_equal(new_jump, jump):
                 break
-            acc = new_acc
-        rej = ~acc
-        reason[idx[rej]] = _CODE["outlier_jump"]
-        fld[idx[rej]] = "close" if self.kind == "bars" else "price"
-        self._update_sigma(codes[acc & valid], z[acc & valid], dt[acc & valid], states)
-        return acc
+            jump = new_jump
+            acc = candidates & ~jump
+        good = acc & valid
+        self._update_sigma(groups, good, z, dt, states)
+        return jump
 
     @staticmethod
-    def _update_sigma(codes: np.ndarray, z: np.ndarray, dt: np.ndarray, states: list[_SymbolState]) -> None:
-        if codes.size == 0:
-            return
-        frame = pd.DataFrame({"c": codes, "z": np.where(z > 0, z, np.nan), "dt": np.where(dt > 0, dt, np.nan)})
-        agg = frame.groupby("c").agg(z=("z", "median"), dt=("dt", "median"), n=("z", "size"))
-        for c, row in agg.iterrows():
-            s = states[int(c)]  # type: ignore[call-overload]
-            new_sigma = 1.4826 * float(row["z"])
-            n_new = int(row["n"])
+    def _update_sigma(
+        groups: Groups, good: np.ndarray, z: np.ndarray, dt: np.ndarray, states: list[_SymbolState]
+    ) -> None:
+        z_med = groups.median(np.where(good & (z > 0), z, np.nan))
+        dt_med = groups.median(np.where(good & (dt > 0), dt, np.nan))
+        counts = np.bincount(groups.codes[good], minlength=len(states))
+        for code, s in enumerate(states):
+            n_new = int(counts[code])
+            if n_new == 0:
+                continue
+            new_sigma = 1.4826 * float(z_med[code])
             w_old = min(s.n_returns, _MAX_SIGMA_WEIGHT)
             if math.isnan(s.sigma) or w_old == 0:
                 s.sigma = new_sigma
             elif not math.isnan(new_sigma):
                 s.sigma = (w_old * s.sigma + n_new * new_sigma) / (w_old + n_new)
-            if not math.isnan(float(row["dt"])):
-                s.dt = float(row["dt"]) if math.isnan(s.dt) else 0.9 * s.dt + 0.1 * float(row["dt"])
+            if not math.isnan(float(dt_med[code])):
+                s.dt = float(dt_med[code]) if math.isnan(s.dt) else 0.9 * s.dt + 0.1 * float(dt_med[code])
             s.n_returns += n_new
-
-    def _update_state(
-        self,
-        codes: np.ndarray,
-        t: np.ndarray,
-        price: np.ndarray,
-        size: np.ndarray,
-        states: list[_SymbolState],
-        batch: MarketBatch,
-    ) -> None:
-        if codes.size == 0:
-            return
-        last = pd.Series(np.arange(len(codes))).groupby(codes).last()
-        for c, i in last.items():
-            s = states[int(c)]  # type: ignore[call-overload]
-            s.last_ts, s.last_price, s.last_size = int(t[i]), float(price[i]), float(size[i])
 
     def _result(self, batch: MarketBatch, reason: np.ndarray, fld: np.ndarray) -> Result:
         f = batch.frame
@@ -337,45 +322,53 @@ class MarketValidator:
         if self.kind == "ticks":
             accepted["seq"] = self._seq(accepted)
         counts: Counter[str] = Counter()
-        letters = [dead_letter(batch.source, batch.kind, e) for e in batch.errors]
+        fallback = self.newest_ns
+        letters = [dead_letter(batch.source, batch.kind, e, fallback) for e in batch.errors]
         counts.update(e.reason for e in batch.errors)
+        ts = f["ts"].to_numpy("datetime64[ns]").view(np.int64)
+        now = datetime.now(UTC)
         for i in np.flatnonzero(~ok):
             why, column = REASONS[reason[i]], str(fld[i])
             counts[why] += 1
-            value = f[column].iloc[i] if column in f.columns else ""
+            if why in ("bad_number", "bad_timestamp", "missing_value"):
+                detail = f"{column}: {why.replace('_', ' ')}"
+            else:
+                detail = f"{column}={f[column].iloc[i]}" if column in f.columns else ""
             letters.append(
                 DeadLetter(
-                    ts=datetime.now(UTC),
+                    ts=_at(int(ts[i]) if ts[i] != NAT else fallback),
                     source=batch.source,
                     position=f"{batch.source}:{batch.lines[i]}",
                     field=column,
                     reason=why,
                     record=batch.raw_line(int(i)),
                     kind=batch.kind,
-                    detail=f"{column}={value}",
+                    detail=detail,
+                    rejected_at=now,
                 )
             )
+        if ok.any():
+            self.newest_ns = max(self.newest_ns, int(ts[ok].max()))
         return Result(accepted.reset_index(drop=True), letters, counts, batch.read)
 
     def _seq(self, accepted: pd.DataFrame) -> np.ndarray:
         """Number ticks sharing (symbol, ts) in source order, continuing across batches."""
         if accepted.empty:
             return np.zeros(0, dtype=np.int32)
-        seq = accepted.groupby(["symbol", "ts"], sort=False).cumcount().to_numpy(np.int32)
         t = accepted["ts"].to_numpy("datetime64[ns]").view(np.int64)
-        syms = accepted["symbol"].to_numpy(object)
-        first_of_symbol = ~pd.Series(syms).duplicated().to_numpy()
-        for i in np.flatnonzero(first_of_symbol):
-            s = self.state[str(syms[i])]
-            if s.last_seq >= 0 and t[i] == s.last_seq_ts:
-                same = (syms == syms[i]) & (t == t[i])
-                seq[same] += s.last_seq + 1
-        last_rows = pd.Series(np.arange(len(seq))).groupby(syms).last()
-        for sym, i in last_rows.items():
-            s = self.state[str(sym)]
-            s.last_seq = int(seq[i])
-            s.last_seq_ts = int(t[i])
-        return seq
+        codes, states = self._symbol_codes(accepted, np.arange(len(accepted)))
+        groups = Groups(codes, len(states))
+        seq = groups.run_rank(t)
+        last_seq = np.array([s.last_seq for s in states], dtype=np.int64)
+        last_seq_ts = np.array([s.last_seq_ts for s in states], dtype=np.int64)
+        # a symbol's first run (rows since its first row with no change of time) continues the previous
+        # batch's numbering when it has the same timestamp
+        first_run = seq == groups.count_before(np.ones(len(t), dtype=bool))
+        carry = first_run & (t == last_seq_ts[codes]) & (last_seq[codes] >= 0)
+        seq = np.where(carry, seq + last_seq[codes] + 1, seq)
+        for code, i in groups.last_selected(np.ones(len(t), bool)).items():
+            states[code].last_seq, states[code].last_seq_ts = int(seq[i]), int(t[i])
+        return seq.astype(np.int32)
 
 
 class TextValidator:
@@ -388,7 +381,8 @@ class TextValidator:
 
     def validate(self, batch: TextBatch) -> Result:
         counts: Counter[str] = Counter(e.reason for e in batch.errors)
-        letters = [dead_letter(batch.source, batch.kind, e) for e in batch.errors]
+        fallback = int(self.watermark.timestamp() * 1e9) if self.watermark else 0
+        letters = [dead_letter(batch.source, batch.kind, e, fallback) for e in batch.errors]
         accepted: list[Post] = []
         cls = Article if self.kind == "news" else Post
         for line, rec in batch.records:
@@ -399,7 +393,8 @@ class TextValidator:
                 counts[why] += 1
                 letters.append(
                     DeadLetter(
-                        ts=datetime.now(UTC),
+                        ts=parse_one(rec.get("created_at"), self.config.naive_timezone) or self.watermark or _at(0),
+                        rejected_at=datetime.now(UTC),
                         source=batch.source,
                         position=position(batch.source, line, file),
                         field=column,
