@@ -220,3 +220,26 @@ def test_parse_one_non_strings(value: object, tz: str, expected: datetime | None
     assert got == expected
     if got is not None:
         assert got.utcoffset() == timedelta(0)
+
+
+def test_us_month_first_dates_column_and_one_value_agree() -> None:
+    values = ["11/5/2019 9:30", "11/5/2019 16:00", "1/2/2020 9:31:15", "13/5/2019 9:30"]
+    ns, date_only = parse_timestamps(pa.array(values), "America/New_York")
+    assert not date_only
+    expected = (
+        pd.to_datetime(["2019-11-05 14:30:00", "2019-11-05 21:00:00", "2020-01-02 14:31:15"], utc=True)
+        .as_unit("ns")
+        .asi8.tolist()
+    )
+    assert ns[:3].tolist() == expected
+    assert ns[3] == NAT  # there is no month 13: refused, not read day-first
+    for value, want in zip(values[:3], expected, strict=True):
+        got = parse_one(value, "America/New_York")
+        assert got is not None and int(pd.Timestamp(got).value) == want
+    assert parse_one(values[3], "America/New_York") is None
+
+
+def test_us_dates_alone_are_daily() -> None:
+    ns, date_only = parse_timestamps(pa.array(["11/1/2019", "11/4/2019"]), "UTC")
+    assert date_only
+    assert ns.tolist() == pd.to_datetime(["2019-11-01", "2019-11-04"], utc=True).as_unit("ns").asi8.tolist()

@@ -1,9 +1,10 @@
 """Timestamp parsing for sources: vectorised, tz-correct, and explicit about what failed.
 
 Accepted forms: ISO 8601 with or without a zone offset (``2011-01-03 09:01:00``, ``2019-12-27T11:27:00-05:00``,
-``...Z``), dates alone (``2012-09-04``: a daily record), Twitter's ``Wed Jan 01 03:59:03 +0000 2014`` and epoch
-numbers (seconds, milliseconds, microseconds or nanoseconds, told apart by magnitude). Naive values are read in
-the given IANA timezone; a local time that does not exist or is ambiguous (DST change) fails rather than guess.
+``...Z``), dates alone (``2012-09-04``: a daily record), US month-first dates (``11/5/2019 9:30``, never
+read day-first), Twitter's ``Wed Jan 01 03:59:03 +0000 2014`` and epoch numbers (seconds, milliseconds,
+microseconds or nanoseconds, told apart by magnitude). Naive values are read in the given IANA timezone;
+a local time that does not exist or is ambiguous (DST change) fails rather than guess.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import pyarrow.compute as pc
 NAT = np.iinfo(np.int64).min
 _OFFSET = re.compile(r"(?:Z|[+-]\d\d:?\d\d)$")
 _NUMERIC = re.compile(r"-?\d+(\.\d+)?")
+_US_DATE = r"\d{1,2}/\d{1,2}/\d{4}(?: \d{1,2}:\d{2}(?::\d{2})?)?"
 _TWITTER_FORMAT = "%a %b %d %H:%M:%S %z %Y"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -68,7 +70,9 @@ def parse_timestamps(values: pa.Array | pa.ChunkedArray, naive_tz: str = "UTC") 
     strings = pc.utf8_trim_whitespace(values.cast(pa.string()))
     valid = strings.drop_null()
     first = valid[0].as_py() if len(valid) else ""
-    date_only = bool(len(valid)) and pc.all(pc.equal(pc.utf8_length(valid), 10)).as_py() and first[4:5] == "-"
+    date_only = (
+        bool(len(valid)) and not pc.any(pc.match_substring(valid, ":")).as_py() and ("-" in first[1:] or "/" in first)
+    )
     try:
         if _OFFSET.search(first):
             ns = pc.cast(strings, pa.timestamp("ns", "UTC")).cast(pa.int64())
@@ -103,7 +107,17 @@ def _slow_parse(series: pd.Series, naive_tz: str) -> np.ndarray:
         out[numeric] = _epoch_to_ns(np.array([_number(x) for x in s[numeric]]))
     naive = ~(aware | twitter | numeric) & s.notna().to_numpy(bool)
     if naive.any():
-        parsed = pd.to_datetime(s[naive], errors="coerce", format="ISO8601")
+        us = s.str.fullmatch(_US_DATE, na=False).to_numpy(bool)
+        parsed = pd.Series(pd.NaT, index=s.index, dtype="datetime64[ns]")[naive]
+        iso, slash = naive & ~us, naive & us
+        if iso.any():
+            parsed[iso[naive]] = pd.to_datetime(s[iso], errors="coerce", format="ISO8601").to_numpy("datetime64[ns]")
+        if slash.any():  # US month-first: 11/5/2019 9:30
+            got = pd.Series(pd.NaT, index=s[slash].index, dtype="datetime64[ns]")
+            for fmt in ("%m/%d/%Y %H:%M:%S", "%m/%d/%Y %H:%M", "%m/%d/%Y"):  # never day-first
+                try_fmt = pd.to_datetime(s[slash], errors="coerce", format=fmt)
+                got = got.fillna(try_fmt.astype("datetime64[ns]"))
+            parsed[slash[naive]] = got.to_numpy("datetime64[ns]")
         try:
             loc = parsed.dt.tz_localize(naive_tz, ambiguous="NaT", nonexistent="NaT")
         except TypeError:  # already aware (mixed column); treat as given
