@@ -182,7 +182,7 @@ def run(
         return
     stop = threading.Event()
     _stop_on_signals(stop)
-    clock = ReplayClock(pace, max_gap_s=1.0, stop=stop)
+    clock = ReplayClock(pace, max_gap_s=settings.run.max_gap_s, stop=stop)
     try:
         if as_json:
             counters = pipeline.replay(sources, clock)
@@ -212,8 +212,8 @@ def _dashboard(pipeline: Any, c: Any) -> Table:
     rate = c.read / c.seconds if c.seconds > 0 else 0.0
     table.add_section()
     table.add_row("read / accepted / dead-lettered", f"{c.read:,} / {c.accepted:,}", f"{c.deadlettered:,}")
-    for kind, n in sorted(c.by_kind.items()):
-        table.add_row(f"  {kind}", f"{n:,}", "")
+    for kind, n in sorted(c.emitted.items()):
+        table.add_row(f"  {kind} emitted", f"{n:,}", "")
     table.add_row("records/s", f"{rate:,.0f}", "")
     return table
 

@@ -96,6 +96,9 @@ class RunConfig(_Section):
 
     speed: SpeedConfig = Field(1800.0, description="N× real time for the demo replay, or max")
     symbols: list[str] = Field(default_factory=list, description="restrict the demo to these symbols")
+    max_gap_s: float = Field(
+        0.05, gt=0, description="longest wall-clock wait between two demo events (quiet hours pass quickly)"
+    )
 
 
 class Settings(BaseSettings):

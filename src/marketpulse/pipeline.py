@@ -54,6 +54,7 @@ class Counters:
     stored: int = 0
     ignored: int = 0
     by_kind: Counter[str] = field(default_factory=Counter)
+    emitted: Counter[str] = field(default_factory=Counter)  # rows that left through the bus, by kind
     started: float = field(default_factory=time.perf_counter)
     event_ts_ns: int | None = None
 
@@ -134,6 +135,7 @@ class Pipeline:
             self.counters.stored += self.history.write_frame(kind, frame[columns])
         self.online.put_many(kind, latest)
         self.counters.published += records
+        self.counters.emitted[kind] += len(frame)
         newest = int(frame["ts"].to_numpy("datetime64[ns]").view(np.int64).max())
         self.counters.event_ts_ns = max(self.counters.event_ts_ns or 0, newest)
         return records
@@ -146,6 +148,7 @@ class Pipeline:
         self.bus.publish_batch(topic, [(e.key, encode(e)) for e in events], headers)
         self.counters.stored += self.history.write_events(kind, events)
         self.counters.published += len(events)
+        self.counters.emitted[kind] += len(events)
         newest = max(e.ts for e in events)
         self.counters.event_ts_ns = max(self.counters.event_ts_ns or 0, int(newest.timestamp() * 1e9))
         return len(events)
