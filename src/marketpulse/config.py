@@ -24,10 +24,12 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from marketpulse.bus.kafka import KafkaBusConfig
 from marketpulse.bus.memory import MemoryBusConfig
 from marketpulse.clock import parse_speed
 from marketpulse.errors import ConfigError
 from marketpulse.store.memory import MemoryOnlineStoreConfig
+from marketpulse.store.redis import RedisOnlineStoreConfig
 from marketpulse.store.sqlite import SqliteHistoryStoreConfig
 
 
@@ -42,8 +44,10 @@ def _default_type(default: str) -> BeforeValidator:
     return BeforeValidator(fill)
 
 
-BusConfig = Annotated[MemoryBusConfig, Field(discriminator="type"), _default_type("memory")]
-OnlineStoreConfig = Annotated[MemoryOnlineStoreConfig, Field(discriminator="type"), _default_type("memory")]
+BusConfig = Annotated[MemoryBusConfig | KafkaBusConfig, Field(discriminator="type"), _default_type("memory")]
+OnlineStoreConfig = Annotated[
+    MemoryOnlineStoreConfig | RedisOnlineStoreConfig, Field(discriminator="type"), _default_type("memory")
+]
 HistoryStoreConfig = Annotated[SqliteHistoryStoreConfig, Field(discriminator="type"), _default_type("sqlite")]
 
 
@@ -101,6 +105,38 @@ class RunConfig(_Section):
     )
 
 
+class KafkaServiceConfig(_Section):
+    """The single-node Kafka (KRaft) that ``marketpulse services up kafka`` starts."""
+
+    version: str = Field("4.1.1", description="Apache Kafka release fetched from Maven Central")
+    port: int = Field(9092, gt=0, lt=65536)
+    controller_port: int = Field(9093, gt=0, lt=65536)
+    heap_mb: int = Field(512, ge=128)
+
+
+class ConnectServiceConfig(_Section):
+    """The Kafka Connect standalone worker of ``marketpulse services up connect``."""
+
+    port: int = Field(8083, gt=0, lt=65536, description="REST port")
+    heap_mb: int = Field(256, ge=128)
+
+
+class RedisServiceConfig(_Section):
+    """The Redis server (Debian's redis-server) of ``marketpulse services up redis``."""
+
+    port: int = Field(6379, gt=0, lt=65536)
+
+
+class ServicesConfig(_Section):
+    """Local services started without Docker, bound to 127.0.0.1, stopped by PID."""
+
+    cache_dir: Path | None = Field(None, description="downloaded jars (default: ~/.cache/marketpulse)")
+    run_dir: Path | None = Field(None, description="PID files, logs and data (default: <data_dir>/services)")
+    kafka: KafkaServiceConfig = Field(default_factory=KafkaServiceConfig)
+    connect: ConnectServiceConfig = Field(default_factory=ConnectServiceConfig)
+    redis: RedisServiceConfig = Field(default_factory=RedisServiceConfig)
+
+
 class Settings(BaseSettings):
     """The whole configuration. Frozen: build a new one to change anything."""
 
@@ -120,6 +156,7 @@ class Settings(BaseSettings):
     validation: ValidationConfig = Field(default_factory=ValidationConfig)
     replay: ReplayConfig = Field(default_factory=ReplayConfig)
     run: RunConfig = Field(default_factory=RunConfig)
+    services: ServicesConfig = Field(default_factory=ServicesConfig)
 
     @classmethod
     def settings_customise_sources(
@@ -169,9 +206,17 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
+BACKEND_SECTIONS = ("bus", "online_store", "history_store", "engine")
+
+
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """Deep merge; a backend section whose ``type`` changes is replaced, not merged (its keys differ)."""
     out = dict(base)
     for key, value in over.items():
+        switches = key in BACKEND_SECTIONS and isinstance(value, dict) and isinstance(out.get(key), dict)
+        if switches and "type" in value and value["type"] != out[key].get("type"):
+            out[key] = value
+            continue
         if isinstance(value, dict) and isinstance(out.get(key), dict):
             out[key] = _merge(out[key], value)
         else:
@@ -200,6 +245,12 @@ def load_settings(config_file: Path | None = None, data_dir: Path | None = None,
         raise ConfigError(
             f"config error: environment {unknown[0]}: unknown section; allowed: {', '.join(Settings.model_fields)}"
         )
+    for section in BACKEND_SECTIONS:  # an env var that switches a backend drops the file's keys of the old one
+        env_type = next(
+            (v for k, v in os.environ.items() if k.upper() == f"MARKETPULSE__{section.upper()}__TYPE"), None
+        )
+        if env_type is not None and isinstance(layers.get(section), dict) and layers[section].get("type") != env_type:
+            layers[section] = {}
     token = _FILE_LAYERS.set(layers)
     try:
         return Settings(**overrides)
@@ -209,35 +260,53 @@ def load_settings(config_file: Path | None = None, data_dir: Path | None = None,
         _FILE_LAYERS.reset(token)
 
 
-def _allowed_keys(loc: tuple[str | int, ...]) -> list[str]:
-    model: Any = Settings
-    for part in loc[:-1]:
-        field = getattr(model, "model_fields", {}).get(part)
-        if field is None:
-            return []
-        annotation = field.annotation
-        model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
-        if model is None:
-            return []
-    return sorted(getattr(model, "model_fields", {}))
+def _members(annotation: Any) -> list[type[BaseModel]]:
+    """The model classes of a field annotation (one model, or a union of backend configs)."""
+    import typing
+
+    args = typing.get_args(annotation) or (annotation,)
+    return [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
+
+
+def _walk(loc: tuple[str | int, ...]) -> tuple[list[str], type[BaseModel] | None]:
+    """Follow an error location through the models: the key as the user writes it (backend tags dropped), and
+    the model that holds its last part."""
+    model: type[BaseModel] | None = Settings
+    shown: list[str] = []
+    parts = list(loc)
+    i = 0
+    while i < len(parts):
+        part = str(parts[i])
+        shown.append(part)
+        field = model.model_fields.get(part) if model is not None else None
+        members = _members(field.annotation) if field is not None else []
+        if len(members) > 1 and i + 1 < len(parts):
+            tag = str(parts[i + 1])  # the discriminated union puts the backend tag in the location
+            model = next((m for m in members if m.model_fields["type"].default == tag), None)
+            i += 2
+            continue
+        model = members[0] if members else None
+        i += 1
+    return shown, model
 
 
 def format_validation_error(error: ValidationError) -> str:
     """One line per problem: ``config error: <dotted.key>: <what is wrong>; allowed: <values>``."""
     lines = []
     for item in error.errors():
-        loc = tuple(p for p in item["loc"] if not (isinstance(p, str) and p in {"memory", "sqlite"}))
-        key = ".".join(str(p) for p in loc) or "<root>"
+        shown, _ = _walk(tuple(item["loc"]))
+        key = ".".join(shown) or "<root>"
         kind = item["type"]
         ctx = item.get("ctx") or {}
         got = item.get("input")
         if kind == "extra_forbidden":
-            allowed = _allowed_keys(loc)
+            _, holder = _walk(tuple(item["loc"])[:-1])
+            allowed = sorted(holder.model_fields) if holder is not None else []
             lines.append(f"config error: {key}: unknown key; allowed keys: {', '.join(allowed) or '(none)'}")
         elif kind == "union_tag_invalid":
             lines.append(f"config error: {key}.type: got {ctx.get('tag')!r}; allowed: {ctx.get('expected_tags')}")
         elif kind == "literal_error":
             lines.append(f"config error: {key}: got {got!r}; allowed: {ctx.get('expected')}")
         else:
-            lines.append(f"config error: {key}: {item['msg']} (got {got!r})")
+            lines.append(f"config error: {key}: {item['msg']}; got {got!r}")
     return "\n".join(lines)
