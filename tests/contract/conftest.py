@@ -23,8 +23,16 @@ def _memory() -> Bus:
     return MemoryBus(MemoryBusConfig(partitions=4, capacity=10_000, publish_timeout_s=0.5))
 
 
+def _kafka() -> Bus:
+    from marketpulse.bus.kafka import KafkaBus, KafkaBusConfig
+    from realservices import require_kafka
+
+    return KafkaBus(KafkaBusConfig(bootstrap_servers=require_kafka(), partitions=4, linger_ms=1.0))
+
+
 BUS_FACTORIES: list[tuple[str, BusFactory]] = [
     ("memory", _memory),
+    ("kafka", _kafka),
 ]
 
 

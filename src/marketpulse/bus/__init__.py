@@ -15,4 +15,8 @@ def build_bus(config: Any) -> Bus:
         from marketpulse.bus.memory import MemoryBus
 
         return MemoryBus(config)
+    if config.type == "kafka":
+        from marketpulse.bus.kafka import KafkaBus
+
+        return KafkaBus(config)
     raise ValueError(f"unknown bus type {config.type!r}")  # unreachable: the config union refuses it first
