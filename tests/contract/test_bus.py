@@ -46,12 +46,18 @@ def assert_quiet(*consumers: Consumer, seconds: float = QUIET_S) -> None:
             assert extra == [], f"unexpected records: {[(m.partition, m.offset, m.value) for m in extra]}"
 
 
-def settle(*consumers: Consumer, seconds: float = SETTLE_S) -> None:
-    """Poll idle consumers for a moment so a broker finishes the group join before records flow."""
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
+def settle(*consumers: Consumer, seconds: float = SETTLE_S, one_group: bool = True) -> None:
+    """Poll idle consumers until the group joins have ended: every member owns partitions and, within one
+    group, no partition is owned twice (at least ``seconds``, at most ``DEADLINE_S``)."""
+    start = time.monotonic()
+    while True:
         for c in consumers:
             assert c.poll(100, timeout=POLL_S) == []
+        owned = [set(c.assignment()) for c in consumers]
+        disjoint = not one_group or sum(len(o) for o in owned) == len(set().union(*owned))
+        if time.monotonic() - start >= seconds and all(owned) and disjoint:
+            return
+        assert time.monotonic() - start < DEADLINE_S, f"group join did not settle: {owned}"
 
 
 def keyed_records(n: int, keys: int) -> list[tuple[str, bytes]]:
@@ -276,7 +282,7 @@ def test_two_groups_each_see_everything(bus: Bus, topic: str, group: str) -> Non
     fresh(bus, topic)
     records = keyed_records(150, keys=9)
     with bus.consumer(group + ".a", [topic]) as a, bus.consumer(group + ".b", [topic]) as b:
-        settle(a, b)
+        settle(a, b, one_group=False)
         bus.publish_batch(topic, records)
         got_a = drain(a, 150)
         a.commit()

@@ -95,6 +95,10 @@ class Consumer(ABC):
         """The group's committed offset for a partition, or None when it never committed there."""
 
     @abstractmethod
+    def assignment(self) -> list[tuple[str, int]]:
+        """The sorted ``(topic, partition)`` pairs this member owns now (empty before the group join ends)."""
+
+    @abstractmethod
     def close(self) -> None:
         """Leave the group (uncommitted records go to the next member). Idempotent."""
 

@@ -123,12 +123,16 @@ class KafkaBus(Bus):
         t = md.topics.get(topic)
         if t is None or t.error is not None or not t.partitions:
             return None
+        if any(p.leader < 0 for p in t.partitions.values()):
+            return 0  # exists, leaders not elected yet
         return len(t.partitions)
 
     def create_topic(self, topic: str, partitions: int | None = None) -> None:
         wanted = partitions or self.config.partitions
         with self._lock:
             existing = self._partitions.get(topic) or self._describe(topic)
+            if existing == 0:
+                existing = self._wait_for_metadata(topic)
             if existing is None:
                 new = self._ck.admin.NewTopic(
                     topic,
@@ -216,8 +220,19 @@ class KafkaBus(Bus):
         n = self.partitions(topic)
         if self._meta is None:
             self._meta = self._ck.Consumer({**self._common, "group.id": f"{self.config.client_id}-meta"})
-        tp = self._ck.TopicPartition
-        return {p: int(self._meta.get_watermark_offsets(tp(topic, p), timeout=10)[1]) for p in range(n)}
+        return {p: self._high_watermark(topic, p) for p in range(n)}
+
+    def _high_watermark(self, topic: str, partition: int, timeout_s: float = 15.0) -> int:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                return int(self._meta.get_watermark_offsets(self._ck.TopicPartition(topic, partition), timeout=5)[1])
+            except self._ck.KafkaException as e:  # e.g. a leader election right after creation or a restart
+                if not e.args[0].retriable() and e.args[0].code() != self._ck.KafkaError.NOT_LEADER_FOR_PARTITION:
+                    raise BusError(f"offsets of {topic}[{partition}]: {e.args[0].str()}") from e
+                if time.monotonic() > deadline:
+                    raise BusError(f"offsets of {topic}[{partition}]: {e.args[0].str()}") from e
+                time.sleep(0.1)
 
     def consumer(self, group: str, topics: Sequence[str]) -> Consumer:
         for t in topics:
@@ -311,6 +326,9 @@ class KafkaConsumer(Consumer):
             if code in (self._ck.KafkaError.REBALANCE_IN_PROGRESS, self._ck.KafkaError.ILLEGAL_GENERATION):
                 return  # the partitions moved: their records will be delivered again (at-least-once)
             raise BusError(f"commit failed: {e.args[0].str()}") from e
+
+    def assignment(self) -> list[tuple[str, int]]:
+        return sorted((tp.topic, tp.partition) for tp in self._c.assignment())
 
     def committed(self, topic: str, partition: int) -> int | None:
         tp = self._c.committed([self._ck.TopicPartition(topic, partition)], timeout=10)[0]
