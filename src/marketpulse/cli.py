@@ -24,10 +24,12 @@ from marketpulse import __version__
 from marketpulse.clock import ReplayClock, parse_speed
 from marketpulse.config import Settings, load_settings
 from marketpulse.errors import ConfigError, MarketPulseError
+from marketpulse.services.cli import services_app
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="MarketPulse: prices and talk, one signal.")
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks (figures, not tests); see docs/performance.md.")
 app.add_typer(bench_app, name="bench")
+app.add_typer(services_app, name="services")
 err = Console(stderr=True)
 out = Console()
 
@@ -73,6 +75,9 @@ def replay(
     symbol: Annotated[str | None, typer.Option("--symbol", help="symbol for files without a symbol column")] = None,
     speed: Annotated[str | None, typer.Option("--speed", help="N (× real time) or max")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object with the counters")] = False,
+    publish_only: Annotated[
+        bool, typer.Option("--publish-only", help="publish only; `marketpulse persist` stores from the bus")
+    ] = False,
 ) -> None:
     """Replay a file through validation into the bus and the stores."""
     from marketpulse.ingest import open_source
@@ -84,7 +89,7 @@ def replay(
         settings = state.settings()
         pace = parse_speed(speed if speed is not None else settings.replay.speed)
         src = open_source(source, kind, symbol=symbol, naive_tz=settings.validation.naive_timezone)  # type: ignore[arg-type]
-        pipeline = Pipeline.from_settings(settings)
+        pipeline = Pipeline.from_settings(settings, store=not publish_only)
     except ConfigError as e:
         _fail(str(e), 2)
         return
@@ -218,6 +223,99 @@ def _dashboard(pipeline: Any, c: Any) -> Table:
     return table
 
 
+def _backends(settings: Settings) -> Any:
+    from marketpulse.pipeline import Pipeline
+
+    return Pipeline.from_settings(settings)
+
+
+@app.command()
+def persist(
+    topics: Annotated[
+        str, typer.Option("--topics", help="comma-separated topics to store")
+    ] = "market.bars,market.ticks,social.posts,news.articles,ingest.deadletter",
+    group: Annotated[str, typer.Option("--group", help="consumer group")] = "marketpulse-persist",
+    idle: Annotated[float | None, typer.Option("--idle", help="exit after this many seconds without records")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Store what is on the bus (history + online), committing after each stored batch, until Ctrl-C."""
+    from marketpulse.streams import persist as run_persist
+
+    try:
+        pipeline = _backends(state.settings())
+    except MarketPulseError as e:
+        _fail(str(e), 2 if isinstance(e, ConfigError) else 1)
+        return
+    stop = threading.Event()
+    _stop_on_signals(stop)
+    try:
+        counters = run_persist(
+            pipeline.bus,
+            pipeline.history,
+            pipeline.online,
+            [t.strip() for t in topics.split(",") if t.strip()],
+            group=group,
+            stop=stop,
+            idle_s=idle,
+        )
+    except MarketPulseError as e:
+        _fail(str(e))
+        return
+    finally:
+        pipeline.close()
+    if as_json:
+        print(json.dumps({"command": "persist", **counters.as_dict()}))
+    else:
+        out.print(counters.as_dict())
+
+
+@app.command("ingest-topic")
+def ingest_topic(
+    topic: Annotated[str, typer.Option("--topic", help="topic of raw CSV lines (e.g. from Kafka Connect)")],
+    kind: Annotated[str, typer.Option("--kind", help="bars|ticks")] = "ticks",
+    header: Annotated[
+        str | None, typer.Option("--header", help="column names, e.g. timestamp,symbol,price,size")
+    ] = None,
+    symbol: Annotated[str | None, typer.Option("--symbol", help="symbol for lines without a symbol column")] = None,
+    group: Annotated[str | None, typer.Option("--group", help="consumer group")] = None,
+    idle: Annotated[float | None, typer.Option("--idle", help="exit after this many seconds without records")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Validate raw lines from a topic into the bus and the stores (the Kafka Connect ingestion path)."""
+    from marketpulse.streams import ingest_topic as run_ingest
+
+    if kind not in ("bars", "ticks"):
+        _fail(f"--kind: got {kind!r}; allowed: bars, ticks", 2)
+    try:
+        pipeline = _backends(state.settings())
+    except MarketPulseError as e:
+        _fail(str(e), 2 if isinstance(e, ConfigError) else 1)
+        return
+    stop = threading.Event()
+    _stop_on_signals(stop)
+    try:
+        streamed = run_ingest(
+            pipeline,
+            topic,
+            "bars" if kind == "bars" else "ticks",
+            header=header,
+            symbol=symbol,
+            group=group,
+            stop=stop,
+            idle_s=idle,
+        )
+    except MarketPulseError as e:
+        _fail(str(e))
+        return
+    finally:
+        pipeline.close()
+    report = {"command": "ingest-topic", "topic": topic, **pipeline.counters.as_dict(), "stream": streamed.as_dict()}
+    if as_json:
+        print(json.dumps(report))
+    else:
+        out.print(report)
+
+
 @bench_app.command("ingest")
 def bench_ingest(
     ticks: Annotated[int, typer.Option(help="ticks in the generated CSV")] = 2_000_000,
@@ -233,6 +331,36 @@ def bench_ingest(
         print(json.dumps(report))
     else:
         table = Table(title="bench ingest", show_header=False)
+        for key, value in report.items():
+            table.add_row(key, f"{value:,}" if isinstance(value, int) else str(value))
+        out.print(table)
+
+
+@bench_app.command("bus")
+def bench_bus(
+    bus_type: Annotated[str, typer.Option("--type", help="memory|kafka")] = "memory",
+    messages: Annotated[int, typer.Option(help="messages per run")] = 1_000_000,
+    bootstrap: Annotated[str | None, typer.Option(help="Kafka bootstrap servers (default: bus config)")] = None,
+    repeat: Annotated[int, typer.Option(help="runs (best kept)")] = 2,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Messages/s produce + consume through the bus adapter, beside the raw client measured in the same run."""
+    from marketpulse.bench import bench_bus as run_bench
+
+    if bus_type not in ("memory", "kafka"):
+        _fail(f"--type: got {bus_type!r}; allowed: memory, kafka", 2)
+    if bootstrap is None and bus_type == "kafka":
+        bus_cfg = state.settings().bus
+        bootstrap = getattr(bus_cfg, "bootstrap_servers", None)
+    try:
+        report = run_bench(bus_type, messages, bootstrap, repeat)
+    except MarketPulseError as e:
+        _fail(str(e))
+        return
+    if as_json:
+        print(json.dumps(report))
+    else:
+        table = Table(title=f"bench bus ({bus_type})", show_header=False)
         for key, value in report.items():
             table.add_row(key, f"{value:,}" if isinstance(value, int) else str(value))
         out.print(table)

@@ -98,19 +98,24 @@ class _Emission:
 class Pipeline:
     """Validation and emission over one bus and two stores. Not thread-safe: one replay at a time."""
 
-    def __init__(self, settings: Settings, bus: Bus, online: OnlineStore, history: HistoryStore) -> None:
+    def __init__(
+        self, settings: Settings, bus: Bus, online: OnlineStore, history: HistoryStore, *, store: bool = True
+    ) -> None:
+        """``store=False``: publish only; the stores are left to a ``persist`` consumer of the bus."""
         self.settings, self.bus, self.online, self.history = settings, bus, online, history
+        self.store = store
         self.counters = Counters()
         self._order = itertools.count()
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Pipeline:
+    def from_settings(cls, settings: Settings, *, store: bool = True) -> Pipeline:
         """Build the configured backends (the history store lives under ``settings.data_dir``)."""
         return cls(
             settings,
             build_bus(settings.bus),
             build_online_store(settings.online_store),
             build_history_store(settings.history_store, settings.data_dir),
+            store=store,
         )
 
     def close(self) -> None:
@@ -123,17 +128,19 @@ class Pipeline:
         if not letters:
             return
         self.bus.publish_events(DEADLETTER, letters)
-        self.history.write_events("deadletter", letters)
+        if self.store:
+            self.history.write_events("deadletter", letters)
 
     def emit_market(self, frame: pd.DataFrame, kind: str, interval_s: int = 60, synthetic: bool = False) -> int:
         """Publish, store and cache validated market rows; returns the number of messages published."""
         if frame.empty:
             return 0
         records, latest = publish_market(self.bus, frame, kind, interval_s, synthetic)
-        if not synthetic:
-            columns = list(BAR_COLUMNS if kind == "bars" else TICK_COLUMNS)
-            self.counters.stored += self.history.write_frame(kind, frame[columns])
-        self.online.put_many(kind, latest)
+        if self.store:
+            if not synthetic:
+                columns = list(BAR_COLUMNS if kind == "bars" else TICK_COLUMNS)
+                self.counters.stored += self.history.write_frame(kind, frame[columns])
+            self.online.put_many(kind, latest)
         self.counters.published += records
         self.counters.emitted[kind] += len(frame)
         newest = int(frame["ts"].to_numpy("datetime64[ns]").view(np.int64).max())
@@ -146,7 +153,8 @@ class Pipeline:
         topic = _TEXT_TOPIC[kind]
         headers = (("schema", schema_header(events[0]).encode()),)
         self.bus.publish_batch(topic, [(e.key, encode(e)) for e in events], headers)
-        self.counters.stored += self.history.write_events(kind, events)
+        if self.store:
+            self.counters.stored += self.history.write_events(kind, events)
         self.counters.published += len(events)
         self.counters.emitted[kind] += len(events)
         newest = max(e.ts for e in events)

@@ -254,6 +254,10 @@ class KafkaBus(Bus):
                 self._meta.close()
 
 
+def _key(raw: bytes | None) -> str | None:
+    return None if raw is None else raw.decode()
+
+
 class KafkaConsumer(Consumer):
     """A member of a Kafka consumer group (see :class:`KafkaBus`)."""
 
@@ -282,27 +286,20 @@ class KafkaConsumer(Consumer):
         while not out:
             left = deadline - time.monotonic()
             batch = self._c.consume(num_messages=max_records, timeout=max(left, 0.0))
-            for m in batch:
-                err = m.error()
-                if err is not None:
-                    if err.fatal():
+            out = [
+                Message(m.topic(), m.partition(), m.offset(), _key(m.key()), m.value(), tuple(m.headers() or ()))
+                for m in batch
+                if m.error() is None
+            ]
+            if len(out) != len(batch):
+                for m in batch:
+                    err = m.error()
+                    if err is not None and err.fatal():
                         raise BusError(f"Kafka consumer failed: {err.str()}")
-                    continue
-                key = m.key()
-                out.append(
-                    Message(
-                        m.topic(),
-                        m.partition(),
-                        m.offset(),
-                        None if key is None else key.decode(),
-                        m.value(),
-                        tuple(m.headers() or ()),
-                    )
-                )
             if left <= 0:
                 break
-        for m in out:
-            self._pending[(m.topic, m.partition)] = m.offset + 1
+        # offsets grow within a partition in one poll: the last message of each partition is its newest
+        self._pending.update({(m.topic, m.partition): m.offset + 1 for m in out})
         return out
 
     def commit(self, messages: Sequence[Message] | None = None) -> None:
@@ -310,11 +307,8 @@ class KafkaConsumer(Consumer):
             raise BusError("commit on a closed consumer")
         if messages is None:
             offsets, self._pending = self._pending, {}
-        else:
-            offsets = {}
-            for m in messages:
-                key = (m.topic, m.partition)
-                offsets[key] = max(offsets.get(key, 0), m.offset + 1)
+        else:  # messages come in offset order per partition: the last one of each is the newest
+            offsets = {(m.topic, m.partition): m.offset + 1 for m in messages}
         assigned = {(tp.topic, tp.partition) for tp in self._c.assignment()}
         tps = [self._ck.TopicPartition(t, p, o) for (t, p), o in offsets.items() if (t, p) in assigned]
         if not tps:

@@ -193,16 +193,35 @@ class CsvMarketSource:
             raise SourceError(f"{path}: not a UTF-8 text file") from e
         if not header_text:
             raise SourceError(f"{path}: empty file, expected a header line")
+        self._setup(header_text, symbol, symbol_from_path(self.path))
+
+    def _setup(self, header_text: str, symbol: str | None, fallback_symbol: str | None) -> None:
         if any(ch < " " and ch != "\t" for ch in header_text):  # NUL and other control bytes: binary data
-            raise SourceError(f"{path}: not a text file (binary data in the header line)")
-        self.header = [h.strip().strip('"') for h in header_text.split(delimiter)]
-        self.symbol = symbol
+            raise SourceError(f"{self.name}: not a text file (binary data in the header line)")
+        self.header = [h.strip().strip('"') for h in header_text.split(self.delimiter)]
         has_symbol = symbol is not None or "symbol" not in [_norm(h) for h in self.header]
-        if symbol is None:
-            self.symbol = symbol_from_path(self.path)
-        self.cols = map_columns(self.header, kind, has_symbol, self.name)
+        self.symbol = symbol if symbol is not None else fallback_symbol
+        self.cols = map_columns(self.header, self.kind, has_symbol, self.name)
         if "symbol" in self.cols and symbol is not None:
             del self.cols["symbol"]  # an explicit --symbol wins over the column
+
+    @classmethod
+    def for_lines(
+        cls, name: str, header_text: str, kind: MarketKind, *, symbol: str | None = None, naive_tz: str = "UTC"
+    ) -> CsvMarketSource:
+        """A parser of CSV lines that arrive without a file (e.g. from a topic): call :meth:`parse_lines`."""
+        self = cls.__new__(cls)
+        self.path, self.kind, self.naive_tz, self.name = Path(name), kind, naive_tz, name
+        self.block_bytes, self.delimiter = 8 << 20, ","
+        self._setup(header_text, symbol, None)
+        if self.symbol is None and "symbol" not in self.cols:
+            raise SourceError(f"{name}: no symbol column in {header_text!r} and no symbol given")
+        return self
+
+    def parse_lines(self, lines: list[bytes], positions: np.ndarray) -> MarketBatch:
+        """Parse raw CSV lines (no header); ``positions[i]`` is what dead letters report as line ``i``'s place."""
+        block = b"\n".join(line.rstrip(b"\r\n") for line in lines) + b"\n"
+        return self._parse_block(block, 0, np.asarray(positions, dtype=np.int64))
 
     def batches(self) -> Iterator[MarketBatch]:
         line_base = 2
@@ -227,7 +246,7 @@ class CsvMarketSource:
                 line_base += block.count(b"\n")
                 yield batch
 
-    def _parse_block(self, block: bytes, line_base: int) -> MarketBatch:
+    def _parse_block(self, block: bytes, line_base: int, line_of: np.ndarray | None = None) -> MarketBatch:
         buf = np.frombuffer(block, dtype=np.uint8)
         nl = np.flatnonzero(buf == 10)
         starts = np.concatenate(([0], nl[:-1] + 1))
@@ -238,15 +257,16 @@ class CsvMarketSource:
         delims = np.flatnonzero(buf == delim)
         fields = np.searchsorted(delims, ends) - np.searchsorted(delims, starts) + 1
         empty = ends == starts
-        if b'"' in block:
+        if b'"' in block and line_of is None:
             return self._parse_quoted(block, line_base)
+        number = (lambda i: int(line_of[i])) if line_of is not None else (lambda i: line_base + int(i))
         good = ~empty & (fields == len(self.header))
         not_text = _not_utf8(block, starts, ends)  # Arrow refuses the whole block for one such row
         good &= ~not_text
         bad_rows = np.flatnonzero(~empty & ~good)
         errors = [
             RowError(
-                line=line_base + int(i),
+                line=number(i),
                 field="*",
                 reason="bad_row",
                 record=block[starts[i] : ends[i]].decode("utf-8", "replace"),
@@ -273,7 +293,7 @@ class CsvMarketSource:
             source=self.name,
             kind=self.kind,
             frame=frame,
-            lines=good_idx + line_base,
+            lines=line_of[good_idx] if line_of is not None else good_idx + line_base,
             raw_line=raw_line,
             errors=errors,
             bad=bad,
