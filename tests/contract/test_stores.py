@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,13 +28,28 @@ from marketpulse.errors import StoreError
 from marketpulse.events import DeadLetter, Post, SentimentScore, TickBatch
 from marketpulse.store.base import BAR_COLUMNS, NS_PER_DAY, TICK_COLUMNS, HistoryStore, OnlineStore
 from marketpulse.store.memory import MemoryHistoryStore, MemoryOnlineStore, MemoryOnlineStoreConfig
+from marketpulse.store.redis import RedisOnlineStore, RedisOnlineStoreConfig
 from marketpulse.store.sqlite import SqliteHistoryStore
+from realservices import require_redis
 
 OnlineFactory = Callable[[Path], OnlineStore]
 HistoryFactory = Callable[[Path], HistoryStore]
 
+#: key prefixes of the Redis stores the running test made; their keys are deleted after it
+_REDIS_PREFIXES: list[tuple[str, str]] = []
+
+
+def redis_online_store(tmp_path: Path) -> OnlineStore:
+    """A store on the real Redis (skipped with the reason when it is not up), under a prefix of its own."""
+    url = require_redis()
+    prefix = f"test-{uuid.uuid4().hex}"
+    _REDIS_PREFIXES.append((url, prefix))
+    return RedisOnlineStore(RedisOnlineStoreConfig(url=url, key_prefix=prefix))
+
+
 ONLINE_FACTORIES: list[tuple[str, OnlineFactory]] = [
     ("memory", lambda tmp_path: MemoryOnlineStore()),
+    ("redis", redis_online_store),
 ]
 HISTORY_FACTORIES: list[tuple[str, HistoryFactory]] = [
     ("memory", lambda tmp_path: MemoryHistoryStore()),
@@ -52,6 +68,20 @@ def online(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OnlineSto
     store = request.param(tmp_path)
     yield store
     store.close()
+
+
+@pytest.fixture(autouse=True)
+def _delete_redis_keys() -> Iterator[None]:
+    """After each test, delete the keys of the Redis stores :func:`redis_online_store` made for it."""
+    yield
+    while _REDIS_PREFIXES:
+        url, prefix = _REDIS_PREFIXES.pop()
+        import redis
+
+        with redis.Redis.from_url(url) as client:
+            keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+            if keys:
+                client.delete(*keys)
 
 
 @pytest.fixture(params=[f for _, f in HISTORY_FACTORIES], ids=[n for n, _ in HISTORY_FACTORIES])

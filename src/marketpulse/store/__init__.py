@@ -16,6 +16,10 @@ def build_online_store(config: Any) -> OnlineStore:
         from marketpulse.store.memory import MemoryOnlineStore
 
         return MemoryOnlineStore(config)
+    if config.type == "redis":
+        from marketpulse.store.redis import RedisOnlineStore
+
+        return RedisOnlineStore(config)
     raise ValueError(f"unknown online store type {config.type!r}")  # unreachable: the config refuses it first
 
 
