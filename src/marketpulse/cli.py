@@ -236,6 +236,7 @@ def persist(
     ] = "market.bars,market.ticks,social.posts,news.articles,ingest.deadletter",
     group: Annotated[str, typer.Option("--group", help="consumer group")] = "marketpulse-persist",
     idle: Annotated[float | None, typer.Option("--idle", help="exit after this many seconds without records")] = None,
+    max_records: Annotated[int, typer.Option("--max-records", help="records per poll (and per commit)")] = 2000,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Store what is on the bus (history + online), committing after each stored batch, until Ctrl-C."""
@@ -257,6 +258,7 @@ def persist(
             group=group,
             stop=stop,
             idle_s=idle,
+            max_records=max_records,
         )
     except MarketPulseError as e:
         _fail(str(e))

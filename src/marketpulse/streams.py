@@ -6,7 +6,8 @@
   validation → validated batches on the bus and in the stores; rejected lines go to the dead-letter topic with
   their position ``topic/partition:offset``.
 
-Both run until ``stop`` is set, or until no record arrived for ``idle_s`` seconds (when given).
+Both run until ``stop`` is set, or until no record arrived for ``idle_s`` seconds (when given) while the
+consumer owned partitions (a group join that waits for a killed member's session to expire is not idleness).
 """
 
 from __future__ import annotations
@@ -73,7 +74,9 @@ def _run(
         while not stop.is_set():
             messages = consumer.poll(max_records, timeout=0.2)
             if not messages:
-                if idle_s is not None and time.monotonic() - last >= idle_s:
+                if not consumer.assignment():
+                    last = time.monotonic()  # still joining (e.g. a killed member's session has not expired)
+                elif idle_s is not None and time.monotonic() - last >= idle_s:
                     return
                 continue
             last = time.monotonic()
