@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Callable
+from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
@@ -60,3 +62,36 @@ def require_redis() -> str:
     url = urlparse(REDIS_URL)
     require("Redis", url.hostname or "127.0.0.1", url.port or 6379)
     return REDIS_URL
+
+
+def restart_kafka(during: Callable[[], None] | None = None) -> None:
+    """Stop the test broker with the repository's own service manager, run ``during`` while it is down, start it
+    again and wait until it answers. Needs the broker to have been started by ``scripts/services/test-env.sh``
+    (its run dir is in ``MARKETPULSE_TEST_SERVICES_RUN_DIR``); otherwise skip (fail under CI=true)."""
+    from marketpulse.config import load_settings
+    from marketpulse.services import KafkaService
+
+    run_dir = os.environ.get("MARKETPULSE_TEST_SERVICES_RUN_DIR")
+    if not run_dir:
+        message = (
+            "the test broker was not started by scripts/services/test-env.sh (no MARKETPULSE_TEST_SERVICES_RUN_DIR)"
+        )
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    port = int(KAFKA_BOOTSTRAP.split(",")[0].rpartition(":")[2])
+    controller = int(os.environ.get("MARKETPULSE_TEST_KAFKA_CONTROLLER_PORT", str(port + 1)))
+    settings = load_settings().model_copy(deep=True)
+    services = settings.services.model_copy(
+        update={
+            "run_dir": Path(run_dir),
+            "kafka": settings.services.kafka.model_copy(update={"port": port, "controller_port": controller}),
+        }
+    )
+    kafka = KafkaService(settings.model_copy(update={"services": services}))
+    kafka.down()
+    try:
+        if during is not None:
+            during()
+    finally:
+        kafka.up()

@@ -12,7 +12,6 @@ from pathlib import Path
 from uuid import uuid4
 
 import pytest
-from realservices import require_connect, require_kafka
 
 from marketpulse.bus.kafka import KafkaBus, KafkaBusConfig
 from marketpulse.config import load_settings
@@ -21,6 +20,7 @@ from marketpulse.services.kafka import add_connector, delete_connector
 from marketpulse.store.memory import MemoryOnlineStore
 from marketpulse.store.sqlite import SqliteHistoryStore
 from marketpulse.streams import ingest_topic
+from realservices import require_connect, require_kafka
 
 GOOD = 300
 BAD = {

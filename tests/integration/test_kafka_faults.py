@@ -18,10 +18,10 @@ from uuid import uuid4
 
 import numpy as np
 import pytest
-from realservices import require_kafka
 
 from marketpulse.bus.kafka import KafkaBus, KafkaBusConfig
 from marketpulse.events import TickBatch, encode
+from realservices import require_kafka
 
 N_MESSAGES = 600
 TICKS_PER_MESSAGE = 50
@@ -55,8 +55,19 @@ def _stored(db: Path) -> list[tuple[str, int, int]]:
 
 def _persist_cmd(data_dir: Path, topic: str, group: str, *extra: str) -> list[str]:
     return [
-        sys.executable, "-m", "marketpulse.cli", "--data-dir", str(data_dir), "persist",
-        "--topics", topic, "--group", group, "--max-records", "20", *extra,
+        sys.executable,
+        "-m",
+        "marketpulse.cli",
+        "--data-dir",
+        str(data_dir),
+        "persist",
+        "--topics",
+        topic,
+        "--group",
+        group,
+        "--max-records",
+        "20",
+        *extra,
     ]
 
 
@@ -84,7 +95,10 @@ def test_consumer_killed_with_sigkill_and_restarted_stores_every_record_exactly_
     proc.wait(timeout=10)
     assert 0 < stored_before < len(expected), f"the kill must land mid-stream (stored {stored_before})"
     rerun = subprocess.run(
-        _persist_cmd(tmp_path, topic, group, "--idle", "5", "--json"), env=env, capture_output=True, text=True,
+        _persist_cmd(tmp_path, topic, group, "--idle", "5", "--json"),
+        env=env,
+        capture_output=True,
+        text=True,
         timeout=120,
     )
     assert rerun.returncode == 0, rerun.stderr
@@ -110,8 +124,11 @@ def test_broker_restarted_mid_stream_loses_nothing(tmp_path: Path) -> None:
     finally:
         bus.close()
     rerun = subprocess.run(
-        _persist_cmd(tmp_path, topic, group, "--idle", "5", "--json"), env=_env(bootstrap), capture_output=True,
-        text=True, timeout=180,
+        _persist_cmd(tmp_path, topic, group, "--idle", "5", "--json"),
+        env=_env(bootstrap),
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     assert rerun.returncode == 0, rerun.stderr
     rows = _stored(tmp_path / "history.sqlite")
