@@ -60,6 +60,7 @@ def _client_config(config: KafkaBusConfig) -> dict[str, Any]:
         "ssl.key.location": config.ssl_key_location,
     }
     out.update({k: v for k, v in optional.items() if v is not None})
+    out["log_level"] = 3  # librdkafka errors only (transient retries at start-up are not news); extra may override
     out.update(config.extra)
     return out
 
