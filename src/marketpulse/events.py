@@ -293,8 +293,65 @@ class BarBatch(Event, frozen=True, kw_only=True):
         )
 
 
+class FeatureBatch(Event, frozen=True, kw_only=True):
+    """One symbol's model feature vectors of one micro-batch: ``values`` is a row-major float64 matrix
+    (rows × ``len(names)``, little-endian), one row per ``ts_ns``; ``schema`` is the feature-schema hash that
+    models store, so a model never reads vectors of another definition."""
+
+    symbol: str
+    ts_ns: bytes
+    names: tuple[str, ...]
+    values: bytes
+    schema: str
+
+    @property
+    def key(self) -> str | None:
+        return self.symbol
+
+    def __len__(self) -> int:
+        return len(self.ts_ns) // 8
+
+    @classmethod
+    def from_arrays(
+        cls, symbol: str, ts_ns: Any, names: tuple[str, ...], values: Any, schema: str, *, ingest_ns: int = 0
+    ) -> FeatureBatch:
+        ts_arr = np.ascontiguousarray(ts_ns, dtype="<i8")
+        matrix = np.ascontiguousarray(values, dtype="<f8")
+        if ts_arr.size == 0 or matrix.shape != (ts_arr.size, len(names)):
+            raise ValueError(f"a FeatureBatch needs rows × {len(names)} values for {ts_arr.size} rows")
+        return cls(
+            symbol=symbol,
+            ts=_newest(ts_arr),
+            ts_ns=ts_arr.tobytes(),
+            names=tuple(names),
+            values=matrix.tobytes(),
+            schema=schema,
+            ingest_ns=ingest_ns,
+        )
+
+    def matrix(self) -> np.ndarray:
+        return np.frombuffer(self.values, "<f8").reshape(len(self), len(self.names))
+
+    def to_frame(self) -> pd.DataFrame:
+        frame = pd.DataFrame(self.matrix(), columns=list(self.names))
+        frame.insert(0, "ts", pd.to_datetime(np.frombuffer(self.ts_ns, "<i8"), utc=True))
+        frame.insert(0, "symbol", self.symbol)
+        return frame
+
+
 AnyEvent: TypeAlias = (
-    Tick | Bar | Post | Article | SentimentScore | Prediction | Signal | Alert | DeadLetter | TickBatch | BarBatch
+    Tick
+    | Bar
+    | Post
+    | Article
+    | SentimentScore
+    | Prediction
+    | Signal
+    | Alert
+    | DeadLetter
+    | TickBatch
+    | BarBatch
+    | FeatureBatch
 )
 EVENT_TYPES: tuple[type[Event], ...] = (
     Tick,
@@ -308,6 +365,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     DeadLetter,
     TickBatch,
     BarBatch,
+    FeatureBatch,
 )
 
 

@@ -23,6 +23,7 @@ from marketpulse.events import (
     BarBatch,
     DeadLetter,
     Event,
+    FeatureBatch,
     Post,
     Prediction,
     SentimentScore,
@@ -90,6 +91,21 @@ def _tick_batches(n: int) -> st.SearchStrategy[TickBatch]:
         seq=st.none() | st.lists(st.integers(-(2**31), 2**31 - 1), min_size=n, max_size=n),
         synthetic=st.booleans(),
         ingest_ns=ingest,
+    )
+
+
+def _feature_batches(n: int) -> st.SearchStrategy[FeatureBatch]:
+    names = st.lists(st.text(min_size=1, max_size=8), min_size=1, max_size=4, unique=True).map(tuple)
+    return names.flatmap(
+        lambda cols: st.builds(
+            FeatureBatch.from_arrays,
+            symbol=symbols,
+            ts_ns=st.lists(batch_ns, min_size=n, max_size=n),
+            names=st.just(cols),
+            values=st.lists(_columns(len(cols)), min_size=n, max_size=n),
+            schema=text,
+            ingest_ns=ingest,
+        )
     )
 
 
@@ -175,6 +191,7 @@ STRATEGIES: dict[type[Event], st.SearchStrategy[Any]] = {
     ),
     TickBatch: sizes.flatmap(_tick_batches),
     BarBatch: sizes.flatmap(_bar_batches),
+    FeatureBatch: sizes.flatmap(lambda n: _feature_batches(n)),
 }
 
 
