@@ -30,6 +30,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="MarketPulse:
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks (figures, not tests); see docs/performance.md.")
 app.add_typer(bench_app, name="bench")
 app.add_typer(services_app, name="services")
+evaluate_app = typer.Typer(no_args_is_help=True, help="Evaluations on labelled data (honest splits, baselines beside).")
+app.add_typer(evaluate_app, name="evaluate")
 err = Console(stderr=True)
 out = Console()
 
@@ -185,137 +187,84 @@ def run(
     except MarketPulseError as e:
         _fail(str(e))
         return
+    from marketpulse.engine.local import LocalEngine
+
     stop = threading.Event()
     _stop_on_signals(stop)
     clock = ReplayClock(pace, max_gap_s=settings.run.max_gap_s, stop=stop)
+    engine = LocalEngine(pipeline.bus, pipeline.online, pipeline.history)
     try:
         if as_json:
-            counters = pipeline.replay(sources, clock)
+            counters = pipeline.replay(sources, clock, after_emit=engine.drain)
+            engine.drain()
+            engine.finish()
+            engine.drain()
         else:
             with Live(console=out, refresh_per_second=4) as live:
-                counters = pipeline.replay(sources, clock, on_progress=lambda c: live.update(_dashboard(pipeline, c)))
-                live.update(_dashboard(pipeline, counters))
+                counters = pipeline.replay(
+                    sources,
+                    clock,
+                    on_progress=lambda c: live.update(_dashboard(pipeline, c, engine)),
+                    after_emit=engine.drain,
+                )
+                engine.drain()
+                engine.finish()
+                engine.drain()
+                live.update(_dashboard(pipeline, counters, engine))
                 if not once and not stop.is_set():
                     out.print("[green]demo replay finished[/] — Ctrl-C to exit")
                     stop.wait()
     finally:
+        engine.close()
         pipeline.close()
     if as_json:
-        print(json.dumps({"command": "run", **counters.as_dict()}))
+        print(json.dumps({"command": "run", **counters.as_dict(), "engine": engine.counters.as_dict()}))
 
 
-def _dashboard(pipeline: Any, c: Any) -> Table:
+def _dashboard(pipeline: Any, c: Any, engine: Any) -> Table:
     when = datetime.fromtimestamp(c.event_ts_ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M UTC") if c.event_ts_ns else "-"
     table = Table(title=f"MarketPulse demo — event time {when}", caption="Ctrl-C to stop")
-    table.add_column("symbol")
-    table.add_column("last price", justify="right")
-    table.add_column("daily close", justify="right")
-    for sym in pipeline.online.symbols("ticks") or pipeline.online.symbols("bars"):
-        tick = pipeline.online.get("ticks", sym) or {}
-        bar = pipeline.online.get("bars", sym) or {}
-        table.add_row(sym, f"{tick.get('price', float('nan')):.2f}", f"{bar.get('close', float('nan')):.2f}")
+    for column, justify in (
+        ("symbol", "left"),
+        ("last price", "right"),
+        ("1-min close", "right"),
+        ("RSI 14", "right"),
+        ("1-min ret", "right"),
+        ("daily close", "right"),
+        ("sentiment", "right"),
+    ):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    online = pipeline.online
+
+    def num(value: Any, fmt: str) -> str:
+        return "-" if value is None else format(value, fmt)
+
+    for sym in online.symbols("ticks") or online.symbols("bars"):
+        tick = online.get("ticks", sym) or {}
+        bar = online.get("bars", sym) or {}
+        minute = online.get("bars_60s", sym) or {}
+        feats = online.get("features_60s", sym) or {}
+        senti = online.get("sentiment", sym) or {}
+        rsi = feats.get("rsi_14")
+        table.add_row(
+            sym,
+            num(tick.get("price"), ".2f"),
+            num(minute.get("close"), ".2f"),
+            num(None if rsi is None else (rsi + 0.5) * 100, ".1f"),
+            num(feats.get("ret_1"), "+.4%"),
+            num(bar.get("close"), ".2f"),
+            num(senti.get("polarity"), "+.3f"),
+        )
     rate = c.read / c.seconds if c.seconds > 0 else 0.0
+    e = engine.counters
     table.add_section()
-    table.add_row("read / accepted / dead-lettered", f"{c.read:,} / {c.accepted:,}", f"{c.deadlettered:,}")
+    table.add_row("read / accepted / dead-lettered", f"{c.read:,}", f"{c.accepted:,}", f"{c.deadlettered:,}")
     for kind, n in sorted(c.emitted.items()):
-        table.add_row(f"  {kind} emitted", f"{n:,}", "")
-    table.add_row("records/s", f"{rate:,.0f}", "")
+        table.add_row(f"  {kind} emitted", f"{n:,}")
+    table.add_row("engine: 1-min bars / features", f"{e.bars_built:,}", f"{e.features:,}")
+    table.add_row("engine: posts scored / rejected", f"{e.scores:,}", f"{sum(e.posts_rejected.values()):,}")
+    table.add_row("records/s", f"{rate:,.0f}")
     return table
-
-
-def _backends(settings: Settings) -> Any:
-    from marketpulse.pipeline import Pipeline
-
-    return Pipeline.from_settings(settings)
-
-
-@app.command()
-def persist(
-    topics: Annotated[
-        str, typer.Option("--topics", help="comma-separated topics to store")
-    ] = "market.bars,market.ticks,social.posts,news.articles,ingest.deadletter",
-    group: Annotated[str, typer.Option("--group", help="consumer group")] = "marketpulse-persist",
-    idle: Annotated[float | None, typer.Option("--idle", help="exit after this many seconds without records")] = None,
-    max_records: Annotated[int, typer.Option("--max-records", help="records per poll (and per commit)")] = 2000,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
-) -> None:
-    """Store what is on the bus (history + online), committing after each stored batch, until Ctrl-C."""
-    from marketpulse.streams import persist as run_persist
-
-    try:
-        pipeline = _backends(state.settings())
-    except MarketPulseError as e:
-        _fail(str(e), 2 if isinstance(e, ConfigError) else 1)
-        return
-    stop = threading.Event()
-    _stop_on_signals(stop)
-    try:
-        counters = run_persist(
-            pipeline.bus,
-            pipeline.history,
-            pipeline.online,
-            [t.strip() for t in topics.split(",") if t.strip()],
-            group=group,
-            stop=stop,
-            idle_s=idle,
-            max_records=max_records,
-        )
-    except MarketPulseError as e:
-        _fail(str(e))
-        return
-    finally:
-        pipeline.close()
-    if as_json:
-        print(json.dumps({"command": "persist", **counters.as_dict()}))
-    else:
-        out.print(counters.as_dict())
-
-
-@app.command("ingest-topic")
-def ingest_topic(
-    topic: Annotated[str, typer.Option("--topic", help="topic of raw CSV lines (e.g. from Kafka Connect)")],
-    kind: Annotated[str, typer.Option("--kind", help="bars|ticks")] = "ticks",
-    header: Annotated[
-        str | None, typer.Option("--header", help="column names, e.g. timestamp,symbol,price,size")
-    ] = None,
-    symbol: Annotated[str | None, typer.Option("--symbol", help="symbol for lines without a symbol column")] = None,
-    group: Annotated[str | None, typer.Option("--group", help="consumer group")] = None,
-    idle: Annotated[float | None, typer.Option("--idle", help="exit after this many seconds without records")] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
-) -> None:
-    """Validate raw lines from a topic into the bus and the stores (the Kafka Connect ingestion path)."""
-    from marketpulse.streams import ingest_topic as run_ingest
-
-    if kind not in ("bars", "ticks"):
-        _fail(f"--kind: got {kind!r}; allowed: bars, ticks", 2)
-    try:
-        pipeline = _backends(state.settings())
-    except MarketPulseError as e:
-        _fail(str(e), 2 if isinstance(e, ConfigError) else 1)
-        return
-    stop = threading.Event()
-    _stop_on_signals(stop)
-    try:
-        streamed = run_ingest(
-            pipeline,
-            topic,
-            "bars" if kind == "bars" else "ticks",
-            header=header,
-            symbol=symbol,
-            group=group,
-            stop=stop,
-            idle_s=idle,
-        )
-    except MarketPulseError as e:
-        _fail(str(e))
-        return
-    finally:
-        pipeline.close()
-    report = {"command": "ingest-topic", "topic": topic, **pipeline.counters.as_dict(), "stream": streamed.as_dict()}
-    if as_json:
-        print(json.dumps(report))
-    else:
-        out.print(report)
 
 
 @bench_app.command("ingest")
@@ -366,6 +315,70 @@ def bench_bus(
         for key, value in report.items():
             table.add_row(key, f"{value:,}" if isinstance(value, int) else str(value))
         out.print(table)
+
+
+def _print_report(report: dict[str, Any], title: str, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(report, default=str))
+        return
+    table = Table(title=title, show_header=False)
+    for key, value in report.items():
+        table.add_row(str(key), f"{value:,}" if isinstance(value, int) else str(value))
+    out.print(table)
+
+
+@bench_app.command("indicators")
+def bench_indicators(
+    points: Annotated[int, typer.Option(help="points per series")] = 1_000_000,
+    repeat: Annotated[int, typer.Option(help="runs per figure (best kept)")] = 3,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Indicators on a series of N points: ours (batch, micro-batch, incremental) beside TA-Lib."""
+    from marketpulse.bench_indicators import bench_indicators as run_bench
+
+    _print_report(run_bench(points, repeat), "bench indicators", as_json)
+
+
+@bench_app.command("bars")
+def bench_bars(
+    ticks: Annotated[int, typer.Option(help="ticks")] = 2_000_000,
+    symbols: Annotated[int, typer.Option(help="symbols")] = 100,
+    repeat: Annotated[int, typer.Option(help="runs per figure (best kept)")] = 3,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Ticks → time bars in micro-batches beside a pandas groupby reference."""
+    from marketpulse.bench_bars import bench_bars as run_bench
+
+    _print_report(run_bench(ticks, symbols, repeat), "bench bars", as_json)
+
+
+@bench_app.command("sentiment")
+def bench_sentiment(
+    texts: Annotated[int, typer.Option(help="texts")] = 20_000,
+    repeat: Annotated[int, typer.Option(help="runs per figure (best kept)")] = 3,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Lexicon sentiment texts/s beside VADER alone on the same texts."""
+    from marketpulse.bench_sentiment import bench_sentiment as run_bench
+
+    _print_report(run_bench(texts, repeat), "bench sentiment", as_json)
+
+
+@evaluate_app.command("sentiment")
+def evaluate_sentiment(
+    data: Annotated[Path, typer.Option("--data", help="PhraseBank sentence@label, text,label CSV, or StockEmotions")],
+    model: Annotated[str, typer.Option("--model", help="lexicon")] = "lexicon",
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Accuracy, macro-F1, per-class precision/recall and the confusion matrix, beside a majority baseline."""
+    from marketpulse.sentiment.evaluate import run_evaluate
+
+    try:
+        report = run_evaluate(data, model)
+    except MarketPulseError as e:
+        _fail(str(e), 2 if isinstance(e, ConfigError) else 1)
+        return
+    _print_report(report, f"sentiment: {model} on {data.name}", as_json)
 
 
 @app.command()

@@ -207,8 +207,12 @@ class Pipeline:
         clock: ReplayClock | None = None,
         on_progress: Callable[[Counters], None] | None = None,
         progress_every_s: float = 0.25,
+        after_emit: Callable[[], object] | None = None,
     ) -> Counters:
-        """Replay ``sources`` merged by event time; returns the counters (also on stop)."""
+        """Replay ``sources`` merged by event time; returns the counters (also on stop).
+
+        ``after_emit`` runs after each emission (the local engine's ``drain``, so processing interleaves with
+        the replay in one thread, deterministically)."""
         clock = clock or ReplayClock("max")
         slice_ns = clock.slice_ns()
         streams = [self.validated(s, slice_ns) for s in sources]
@@ -221,6 +225,8 @@ class Pipeline:
                 self.emit_market(item.payload, item.kind, item.interval_s, item.synthetic)
             else:
                 self.emit_text(item.payload, item.kind)
+            if after_emit is not None:
+                after_emit()
             if on_progress is not None and time.perf_counter() - last_report >= progress_every_s:
                 last_report = time.perf_counter()
                 on_progress(self.counters)

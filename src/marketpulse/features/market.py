@@ -1,0 +1,174 @@
+"""The model feature vector per symbol and bar, defined once and versioned by a schema hash.
+
+:data:`FEATURES` lists every feature: the indicator it comes from (:mod:`marketpulse.features.indicators`, TA-Lib
+exact), its parameters, which output, and how it is normalised so that one model can read many symbols (prices
+divided out, oscillators centred and scaled to about [-1, 1]). :func:`schema_hash` hashes that definition (and
+:data:`SCHEMA_VERSION`): a model stores it and refuses vectors of another schema.
+
+:func:`compute_features` is a pure stage function: bars of many symbols (time order per symbol) and a
+:class:`FeatureState` in, one row per input bar out (NaN while an indicator warms up), state carried. Every
+feature at time ``t`` uses bars with ``ts <= t`` only (causal indicators; tested by perturbing the future), and
+any split of a stream into micro-batches gives identical vectors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from marketpulse.features.indicator_base import Indicator
+from marketpulse.features.indicators import create
+
+SCHEMA_VERSION = 1
+LAGS = (1, 5, 15)
+EXCHANGE_TZ = "America/New_York"
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """``name`` = ``transform(output of indicator(**params)`` on the bar inputs, close, volume)``."""
+
+    name: str
+    indicator: str
+    params: tuple[tuple[str, Any], ...] = ()
+    output: str = "value"
+    transform: str = "identity"  # see _TRANSFORMS
+
+
+_TRANSFORMS: dict[str, Callable[[np.ndarray, pd.DataFrame], np.ndarray]] = {
+    "identity": lambda v, b: v,
+    "per_close": lambda v, b: v / b["close"].to_numpy(float),
+    "pct_centred": lambda v, b: v / 100.0 - 0.5,  # 0..100 oscillators → -0.5..0.5
+    "pct": lambda v, b: v / 100.0,
+    "willr": lambda v, b: v / 100.0 + 0.5,  # -100..0 → -0.5..0.5
+    "cci": lambda v, b: np.clip(v / 200.0, -2.0, 2.0),
+    "close_over_minus_1": lambda v, b: b["close"].to_numpy(float) / v - 1.0,
+}
+
+FEATURES: tuple[FeatureSpec, ...] = (
+    FeatureSpec("rsi_14", "rsi", (("period", 14),), transform="pct_centred"),
+    FeatureSpec("macd_hist", "macd", (), "hist", "per_close"),
+    FeatureSpec("macd_line", "macd", (), "macd", "per_close"),
+    FeatureSpec("bb_upper", "bbands", (("period", 20),), "upper", "close_over_minus_1"),
+    FeatureSpec("bb_lower", "bbands", (("period", 20),), "lower", "close_over_minus_1"),
+    FeatureSpec("sma_30_gap", "sma", (("period", 30),), transform="close_over_minus_1"),
+    FeatureSpec("ema_12_gap", "ema", (("period", 12),), transform="close_over_minus_1"),
+    FeatureSpec("atr_14", "atr", (("period", 14),), transform="per_close"),
+    FeatureSpec("adx_14", "adx", (("period", 14),), transform="pct"),
+    FeatureSpec("stoch_k", "stoch", (), "slowk", "pct_centred"),
+    FeatureSpec("stoch_d", "stoch", (), "slowd", "pct_centred"),
+    FeatureSpec("willr_14", "willr", (("period", 14),), transform="willr"),
+    FeatureSpec("cci_14", "cci", (("period", 14),), transform="cci"),
+    FeatureSpec("mfi_14", "mfi", (("period", 14),), transform="pct_centred"),
+    FeatureSpec("roc_10", "roc", (("period", 10),), transform="pct"),
+    FeatureSpec("rvol_20", "realized_vol", (("period", 20),)),
+    FeatureSpec("zscore_20", "zscore", (("period", 20),)),
+)
+EXTRA = (*(f"ret_{k}" for k in LAGS), "volume_z_20", "tod_sin", "tod_cos")
+NAMES: tuple[str, ...] = (*(f.name for f in FEATURES), *EXTRA)
+
+
+def schema_hash() -> str:
+    """Hash of the feature definition (names, indicators, parameters, transforms, lags, version)."""
+    spec = {
+        "version": SCHEMA_VERSION,
+        "features": [[f.name, f.indicator, list(map(list, f.params)), f.output, f.transform] for f in FEATURES],
+        "extra": list(EXTRA),
+        "lags": list(LAGS),
+    }
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _indicator_key(f: FeatureSpec) -> tuple[str, tuple[tuple[str, Any], ...]]:
+    return f.indicator, f.params
+
+
+@dataclass
+class _SymbolState:
+    indicators: dict[tuple[str, tuple[tuple[str, Any], ...]], Indicator]
+    volume_z: Indicator
+    closes: deque[float] = field(default_factory=lambda: deque(maxlen=max(LAGS)))
+    last_ts: int = -(2**63)
+
+
+@dataclass
+class FeatureState:
+    """Per-symbol indicator state (picklable: engines checkpoint it)."""
+
+    symbols: dict[str, _SymbolState] = field(default_factory=dict)
+    schema: str = field(default_factory=schema_hash)
+
+    def of(self, symbol: str) -> _SymbolState:
+        s = self.symbols.get(symbol)
+        if s is None:
+            inds = {_indicator_key(f): create(f.indicator, **dict(f.params)) for f in FEATURES}
+            s = self.symbols[symbol] = _SymbolState(inds, create("zscore", period=20))
+        return s
+
+
+def compute_features(bars: pd.DataFrame, state: FeatureState) -> tuple[pd.DataFrame, FeatureState]:
+    """Feature rows for ``bars`` (columns symbol, ts, open, high, low, close, volume; time order per symbol).
+
+    Returns a frame ``symbol, ts, *NAMES`` with one row per bar (input order kept within a symbol, symbols in
+    first-seen order). A bar not newer than the symbol's last one is skipped (a replayed or duplicate bar must not
+    advance the indicators twice).
+    """
+    if bars.empty:
+        return pd.DataFrame(columns=["symbol", "ts", *NAMES]), state
+    parts: list[pd.DataFrame] = []
+    for symbol, idx in bars.groupby("symbol", sort=False, observed=True).indices.items():
+        group = bars.iloc[idx]
+        s = state.of(str(symbol))
+        ts = group["ts"].to_numpy("datetime64[ns]").view(np.int64)
+        fresh = ts > np.maximum.accumulate(np.concatenate(([s.last_ts], ts)))[:-1]
+        if not fresh.all():
+            group, ts = group[fresh], ts[fresh]
+        if group.empty:
+            continue
+        parts.append(_symbol_features(str(symbol), group, ts, s))
+        s.last_ts = int(ts[-1])
+    if not parts:
+        return pd.DataFrame(columns=["symbol", "ts", *NAMES]), state
+    return pd.concat(parts, ignore_index=True), state
+
+
+def _symbol_features(symbol: str, group: pd.DataFrame, ts: np.ndarray, s: _SymbolState) -> pd.DataFrame:
+    arrays = {c: group[c].to_numpy(float) for c in ("open", "high", "low", "close", "volume")}
+    outputs: dict[tuple[str, tuple[tuple[str, Any], ...]], Any] = {}
+    for key, ind in s.indicators.items():
+        outputs[key] = ind.update_many(**{k: arrays[k] for k in ind.inputs})
+    out: dict[str, Any] = {"symbol": symbol, "ts": group["ts"].to_numpy()}
+    for f in FEATURES:
+        raw = outputs[_indicator_key(f)]
+        values = raw[f.output] if isinstance(raw, dict) else raw
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out[f.name] = _TRANSFORMS[f.transform](np.asarray(values, float), group)
+    close = arrays["close"]
+    history = np.concatenate((np.array(s.closes, dtype=float), close))
+    offset = len(s.closes)
+    for k in LAGS:
+        idx = np.arange(len(close)) + offset
+        prev = np.where(idx - k >= 0, history[np.maximum(idx - k, 0)], np.nan)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out[f"ret_{k}"] = np.log(close / prev)
+    s.closes.extend(close.tolist())
+    out["volume_z_20"] = s.volume_z.update_many(close=np.log1p(np.maximum(arrays["volume"], 0.0)))
+    minutes = _minute_of_day(ts)
+    out["tod_sin"] = np.sin(2 * math.pi * minutes / 1440.0)
+    out["tod_cos"] = np.cos(2 * math.pi * minutes / 1440.0)
+    frame = pd.DataFrame(out)
+    frame[list(NAMES)] = frame[list(NAMES)].replace([np.inf, -np.inf], np.nan)
+    return frame
+
+
+def _minute_of_day(ts_ns: np.ndarray) -> np.ndarray:
+    local = pd.DatetimeIndex(ts_ns.view("datetime64[ns]")).tz_localize("UTC").tz_convert(EXCHANGE_TZ)
+    return np.asarray(local.hour * 60 + local.minute, dtype=float)
