@@ -43,14 +43,14 @@ class FeatureSpec:
     transform: str = "identity"  # see _TRANSFORMS
 
 
-_TRANSFORMS: dict[str, Callable[[np.ndarray, pd.DataFrame], np.ndarray]] = {
-    "identity": lambda v, b: v,
-    "per_close": lambda v, b: v / b["close"].to_numpy(float),
-    "pct_centred": lambda v, b: v / 100.0 - 0.5,  # 0..100 oscillators → -0.5..0.5
-    "pct": lambda v, b: v / 100.0,
-    "willr": lambda v, b: v / 100.0 + 0.5,  # -100..0 → -0.5..0.5
-    "cci": lambda v, b: np.clip(v / 200.0, -2.0, 2.0),
-    "close_over_minus_1": lambda v, b: b["close"].to_numpy(float) / v - 1.0,
+_TRANSFORMS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {  # (indicator values, close)
+    "identity": lambda v, c: v,
+    "per_close": lambda v, c: v / c,
+    "pct_centred": lambda v, c: v / 100.0 - 0.5,  # 0..100 oscillators → -0.5..0.5
+    "pct": lambda v, c: v / 100.0,
+    "willr": lambda v, c: v / 100.0 + 0.5,  # -100..0 → -0.5..0.5
+    "cci": lambda v, c: np.clip(v / 200.0, -2.0, 2.0),
+    "close_over_minus_1": lambda v, c: c / v - 1.0,
 }
 
 FEATURES: tuple[FeatureSpec, ...] = (
@@ -117,56 +117,54 @@ class FeatureState:
 def compute_features(bars: pd.DataFrame, state: FeatureState) -> tuple[pd.DataFrame, FeatureState]:
     """Feature rows for ``bars`` (columns symbol, ts, open, high, low, close, volume; time order per symbol).
 
-    Returns a frame ``symbol, ts, *NAMES`` with one row per bar (input order kept within a symbol, symbols in
-    first-seen order). A bar not newer than the symbol's last one is skipped (a replayed or duplicate bar must not
-    advance the indicators twice).
+    Returns a frame ``symbol, ts, *NAMES`` with one row per bar, in input order. A bar not newer than the
+    symbol's last one is skipped (a replayed or duplicate bar must not advance the indicators twice).
     """
     if bars.empty:
         return pd.DataFrame(columns=["symbol", "ts", *NAMES]), state
-    parts: list[pd.DataFrame] = []
+    ts_all = bars["ts"].to_numpy("datetime64[ns]").view(np.int64)
+    arrays = {c: bars[c].to_numpy(float) for c in ("open", "high", "low", "close", "volume")}
+    matrix = np.full((len(bars), len(NAMES)), np.nan)
+    keep = np.zeros(len(bars), dtype=bool)
+    minutes = _minute_of_day(ts_all)
+    tod = np.column_stack((np.sin(2 * math.pi * minutes / 1440.0), np.cos(2 * math.pi * minutes / 1440.0)))
     for symbol, idx in bars.groupby("symbol", sort=False, observed=True).indices.items():
-        group = bars.iloc[idx]
         s = state.of(str(symbol))
-        ts = group["ts"].to_numpy("datetime64[ns]").view(np.int64)
+        ts = ts_all[idx]
         fresh = ts > np.maximum.accumulate(np.concatenate(([s.last_ts], ts)))[:-1]
         if not fresh.all():
-            group, ts = group[fresh], ts[fresh]
-        if group.empty:
+            idx, ts = idx[fresh], ts[fresh]
+        if idx.size == 0:
             continue
-        parts.append(_symbol_features(str(symbol), group, ts, s))
+        keep[idx] = True
+        matrix[idx, :-2] = _symbol_features({c: a[idx] for c, a in arrays.items()}, s)
+        matrix[idx, -2:] = tod[idx]
         s.last_ts = int(ts[-1])
-    if not parts:
-        return pd.DataFrame(columns=["symbol", "ts", *NAMES]), state
-    return pd.concat(parts, ignore_index=True), state
+    matrix[~np.isfinite(matrix)] = np.nan
+    out = pd.DataFrame(matrix[keep], columns=list(NAMES))
+    out.insert(0, "ts", bars["ts"].to_numpy()[keep])
+    out.insert(0, "symbol", bars["symbol"].to_numpy()[keep])
+    return out, state
 
 
-def _symbol_features(symbol: str, group: pd.DataFrame, ts: np.ndarray, s: _SymbolState) -> pd.DataFrame:
-    arrays = {c: group[c].to_numpy(float) for c in ("open", "high", "low", "close", "volume")}
-    outputs: dict[tuple[str, tuple[tuple[str, Any], ...]], Any] = {}
-    for key, ind in s.indicators.items():
-        outputs[key] = ind.update_many(**{k: arrays[k] for k in ind.inputs})
-    out: dict[str, Any] = {"symbol": symbol, "ts": group["ts"].to_numpy()}
-    for f in FEATURES:
-        raw = outputs[_indicator_key(f)]
-        values = raw[f.output] if isinstance(raw, dict) else raw
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out[f.name] = _TRANSFORMS[f.transform](np.asarray(values, float), group)
+def _symbol_features(arrays: dict[str, np.ndarray], s: _SymbolState) -> np.ndarray:
+    """The feature columns (all but the time-of-day pair) of one symbol's new bars, carrying its state."""
     close = arrays["close"]
-    history = np.concatenate((np.array(s.closes, dtype=float), close))
-    offset = len(s.closes)
-    for k in LAGS:
-        idx = np.arange(len(close)) + offset
-        prev = np.where(idx - k >= 0, history[np.maximum(idx - k, 0)], np.nan)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out[f"ret_{k}"] = np.log(close / prev)
+    outputs = {key: ind.update_many(**{k: arrays[k] for k in ind.inputs}) for key, ind in s.indicators.items()}
+    cols: list[np.ndarray] = []
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for f in FEATURES:
+            raw = outputs[_indicator_key(f)]
+            values = raw[f.output] if isinstance(raw, dict) else raw
+            cols.append(_TRANSFORMS[f.transform](np.asarray(values, float), close))
+        history = np.concatenate((np.array(s.closes, dtype=float), close))
+        idx = np.arange(len(close)) + len(s.closes)
+        for k in LAGS:
+            prev = np.where(idx - k >= 0, history[np.maximum(idx - k, 0)], np.nan)
+            cols.append(np.log(close / prev))
     s.closes.extend(close.tolist())
-    out["volume_z_20"] = s.volume_z.update_many(close=np.log1p(np.maximum(arrays["volume"], 0.0)))
-    minutes = _minute_of_day(ts)
-    out["tod_sin"] = np.sin(2 * math.pi * minutes / 1440.0)
-    out["tod_cos"] = np.cos(2 * math.pi * minutes / 1440.0)
-    frame = pd.DataFrame(out)
-    frame[list(NAMES)] = frame[list(NAMES)].replace([np.inf, -np.inf], np.nan)
-    return frame
+    cols.append(np.asarray(s.volume_z.update_many(close=np.log1p(np.maximum(arrays["volume"], 0.0))), float))
+    return np.column_stack(cols)
 
 
 def _minute_of_day(ts_ns: np.ndarray) -> np.ndarray:

@@ -1,0 +1,102 @@
+"""Benchmark of the text → sentiment path: figures, never assertions (see docs/performance.md).
+
+``bench_sentiment`` measures, on one core, texts/s of the lexicon model (:class:`LexiconModel.score`) over real
+financial text — Financial PhraseBank 50Agree sentences repeated up to ``n`` (``../shared/data``), or, when that
+folder is absent, the bundled StockNet sample tweets — next to a reference measured in the same run on the same
+texts: VADER's own ``SentimentIntensityAnalyzer.polarity_scores`` alone (``ratio`` = ours / VADER; ours does VADER's
+work plus Loughran–McDonald and the blend). It also gives texts/s of :func:`~marketpulse.features.text.process_posts`
+(cleaning, tickers, language, dedupe) over the distinct texts, one fresh state per pass so duplicates of the
+repetition are not what is measured. Best of ``repeat`` runs (the machine is shared; the best run is the least
+disturbed); warm-up first (the analyzers load once per process; LM's token memo is warm, as in a long run).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from marketpulse.events import Post
+
+DEFAULT_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+PHRASEBANK = Path("financial_phrasebank") / "Sentences_50Agree.txt"
+
+
+def bench_texts(data: Path | None = None) -> tuple[list[str], str]:
+    """The distinct texts of the benchmark and where they come from."""
+    path = (data or DEFAULT_DATA) / PHRASEBANK
+    if path.is_file():
+        lines = path.read_text(encoding="latin-1").splitlines()
+        return [line.rpartition("@")[0].strip() for line in lines if "@" in line], str(path)
+    from marketpulse.datasets.bundled import sample_path
+
+    folder = sample_path() / "stocknet" / "tweet" / "preprocessed"
+    texts: list[str] = []
+    for file in sorted(folder.glob("*.jsonl.gz")):
+        with gzip.open(file, "rt", encoding="utf-8") as fh:
+            texts.extend(" ".join(json.loads(line)["text"]) for line in fh if line.strip())
+    return texts, str(folder)
+
+
+def _best(fn: Any, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def bench_sentiment(n: int = 20_000, repeat: int = 3, data: Path | None = None) -> dict[str, Any]:
+    """Texts/s of the lexicon model, of VADER alone (reference) and of ``process_posts``; see the module doc."""
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer  # type: ignore[import-untyped]
+
+    from marketpulse.features.text import TextState, process_posts
+    from marketpulse.sentiment.lexicon import LexiconModel
+
+    distinct, source = bench_texts(data)
+    texts = (distinct * (n // max(len(distinct), 1) + 1))[:n]
+    model = LexiconModel()
+    vader = SentimentIntensityAnalyzer()
+    model.score(distinct[:2_000])  # warm-up
+    ours_s = _best(lambda: model.score(texts), repeat)
+
+    def reference() -> None:
+        for text in texts:
+            vader.polarity_scores(text)
+
+    vader_s = _best(reference, repeat)
+
+    t0 = datetime(2024, 1, 2, 14, 30, tzinfo=UTC)
+    posts = [
+        Post(ts=t0 + timedelta(seconds=i), id=str(i), text=text, source="news", author=f"a{i % 97}", symbols=("AAPL",))
+        for i, text in enumerate(distinct)
+    ]
+    process_posts(posts[:500], TextState())  # warm-up (symbol table, emoji table)
+    counts: Counter[str] = Counter()
+
+    def text_stage() -> None:
+        counts.clear()
+        done = 0
+        while done < n:
+            chunk = posts[: n - done]
+            _, _, state = process_posts(chunk, TextState())
+            done += len(chunk)
+            counts.update(state.counts)
+
+    text_s = _best(text_stage, repeat)
+    return {
+        "n": n,
+        "distinct_texts": len(distinct),
+        "source": source,
+        "repeat": repeat,
+        "lexicon_texts_per_s": n / ours_s,
+        "vader_texts_per_s": n / vader_s,
+        "ratio_vs_vader": vader_s / ours_s,
+        "process_posts_texts_per_s": n / text_s,
+        "process_posts_counts": dict(counts),
+    }

@@ -1,0 +1,165 @@
+"""Evaluate a sentiment model on labelled text, next to a majority-class baseline (honest numbers).
+
+Formats read by :func:`load_labelled` (chosen from the content, not the file name):
+
+- **Financial PhraseBank** ``sentence@label`` lines, ISO-8859-1 (split on the last ``@``);
+- **CSV** ``text,label`` (UTF-8) with label names ``negative|neutral|positive`` or the Twitter Financial News
+  codes ``0`` = Bearish → negative, ``1`` = Bullish → positive, ``2`` = Neutral → neutral (the dataset card's map;
+  codes are assumed when every label is 0, 1 or 2);
+- **StockEmotions** CSV (``original``, ``senti_label``): ``bullish`` → positive, ``bearish`` → negative. The data has
+  no neutral class (users tag every post bullish or bearish), so a model's "neutral" is always counted wrong there:
+  expect lower numbers than on three-class sets; the confusion matrix shows how many.
+
+A row with an unknown label raises :class:`~marketpulse.errors.SourceError` naming file and line: nothing is
+silently dropped. Metrics (:func:`evaluate`): accuracy, macro-F1 (mean of per-class F1 over the labels in the truth
+or the predictions), per-class precision/recall/F1/support, the confusion matrix (rows = true, columns = predicted,
+label order :data:`~marketpulse.sentiment.base.LABELS`: negative, neutral, positive), ``n``, and the same accuracy
+and macro-F1 for the majority-class baseline (always predicting the most frequent true label of the set).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from marketpulse.errors import SourceError
+from marketpulse.sentiment.base import LABELS, SentimentModel
+
+TWITTER_CODES = {"0": "negative", "1": "positive", "2": "neutral"}
+STOCKEMOTIONS = {"bullish": "positive", "bearish": "negative"}
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError as e:
+        raise SourceError(f"{path}: no such file") from e
+    except IsADirectoryError as e:
+        raise SourceError(f"{path}: is a directory, expected a labelled file") from e
+    except OSError as e:
+        raise SourceError(f"{path}: cannot read ({e.strerror or e})") from e
+
+
+def load_labelled(path: Path) -> tuple[list[str], list[str]]:
+    """``(texts, labels)`` from a PhraseBank, ``text,label`` or StockEmotions file (see the module docstring)."""
+    path = Path(path)
+    raw = _read(path)
+    first = raw.split(b"\n", 1)[0].strip().lower()
+    header = [h.strip().strip('"') for h in first.decode("latin-1").split(",")]
+    if "text" in header and "label" in header:
+        return _load_csv(path, raw, "text", "label")
+    if "original" in header and "senti_label" in header:
+        return _load_csv(path, raw, "original", "senti_label")
+    return _load_phrasebank(path, raw)
+
+
+def _load_phrasebank(path: Path, raw: bytes) -> tuple[list[str], list[str]]:
+    texts: list[str] = []
+    labels: list[str] = []
+    for line_no, line in enumerate(raw.decode("latin-1").splitlines(), start=1):
+        if not line.strip():
+            continue
+        text, sep, label = line.rpartition("@")
+        label = label.strip().lower()
+        if not sep or label not in LABELS:
+            raise SourceError(
+                f"{path}:{line_no}: field label: expected 'sentence@negative|neutral|positive', got {line[-40:]!r}"
+            )
+        texts.append(text.strip())
+        labels.append(label)
+    if not texts:
+        raise SourceError(f"{path}: no labelled sentences")
+    return texts, labels
+
+
+def _load_csv(path: Path, raw: bytes, text_col: str, label_col: str) -> tuple[list[str], list[str]]:
+    try:
+        content = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise SourceError(f"{path}: not UTF-8 ({e.reason} at byte {e.start})") from e
+    reader = csv.DictReader(io.StringIO(content, newline=""))
+    reader.fieldnames = [f.strip().lower() for f in reader.fieldnames or ()]
+    rows = [(reader.line_num, row) for row in reader]
+    values = {(row.get(label_col) or "").strip().lower() for _, row in rows}
+    if label_col == "senti_label":
+        mapping = STOCKEMOTIONS
+    elif values and values <= set(TWITTER_CODES):
+        mapping = TWITTER_CODES
+    else:
+        mapping = {label: label for label in LABELS}
+    texts: list[str] = []
+    labels: list[str] = []
+    for line_no, row in rows:
+        value = (row.get(label_col) or "").strip().lower()
+        if value not in mapping:
+            known = ", ".join(sorted(mapping))
+            raise SourceError(f"{path}:{line_no}: field {label_col}: unknown label {value!r} (known: {known})")
+        texts.append(row.get(text_col) or "")
+        labels.append(mapping[value])
+    if not texts:
+        raise SourceError(f"{path}: no labelled rows")
+    return texts, labels
+
+
+def _metrics(truth: Sequence[str], predicted: Sequence[str]) -> dict[str, Any]:
+    index = {label: i for i, label in enumerate(LABELS)}
+    matrix = [[0] * len(LABELS) for _ in LABELS]
+    for t, p in zip(truth, predicted, strict=True):
+        matrix[index[t]][index[p]] += 1
+    present = [label for label in LABELS if label in set(truth) | set(predicted)]
+    per_class: dict[str, dict[str, float]] = {}
+    for label in LABELS:
+        i = index[label]
+        tp = matrix[i][i]
+        predicted_n = sum(row[i] for row in matrix)
+        support = sum(matrix[i])
+        precision = tp / predicted_n if predicted_n else 0.0
+        recall = tp / support if support else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        per_class[label] = {"precision": precision, "recall": recall, "f1": f1, "support": support}
+    n = len(truth)
+    return {
+        "accuracy": sum(matrix[i][i] for i in range(len(LABELS))) / n if n else 0.0,
+        "macro_f1": sum(per_class[label]["f1"] for label in present) / len(present) if present else 0.0,
+        "per_class": per_class,
+        "confusion": {"labels": list(LABELS), "rows": "true", "columns": "predicted", "matrix": matrix},
+    }
+
+
+def evaluate(model: SentimentModel, texts: Sequence[str], labels: Sequence[str]) -> dict[str, Any]:
+    """Score ``texts`` with ``model`` and compare with ``labels`` (see the module docstring for the metrics)."""
+    if len(texts) != len(labels):
+        raise ValueError(f"{len(texts)} texts but {len(labels)} labels")
+    unknown = set(labels) - set(LABELS)
+    if unknown:
+        raise ValueError(f"unknown labels {sorted(unknown)}: expected {', '.join(LABELS)}")
+    start = time.perf_counter()
+    predicted = model.predict(texts)
+    elapsed = time.perf_counter() - start
+    result: dict[str, Any] = {"model": model.name, "n": len(texts), **_metrics(labels, predicted)}
+    counts = Counter(labels)
+    majority = max(LABELS, key=lambda label: (counts[label], label == "neutral")) if labels else "neutral"
+    baseline = _metrics(labels, [majority] * len(labels))
+    result["baseline"] = {
+        "name": "majority",
+        "label": majority,
+        "accuracy": baseline["accuracy"],
+        "macro_f1": baseline["macro_f1"],
+    }
+    result["label_counts"] = {label: counts[label] for label in LABELS}
+    result["texts_per_s"] = len(texts) / elapsed if elapsed > 0 else None
+    return result
+
+
+def run_evaluate(data: Path, model: str = "lexicon") -> dict[str, Any]:
+    """Load ``data``, build the model called ``model``, evaluate; the dict the CLI prints (``--json``)."""
+    from marketpulse.sentiment import build_sentiment_model
+
+    texts, labels = load_labelled(Path(data))
+    result = evaluate(build_sentiment_model(model), texts, labels)
+    return {"data": str(data), **result}
