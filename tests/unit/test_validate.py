@@ -659,3 +659,19 @@ def test_stocknet_folder_tweets_merged_by_time(tmp_path: Path) -> None:
     ]
     only_fb = open_source(tmp_path, "posts", symbol="FB")
     assert sum(b.read for b in only_fb.batches()) == 2  # type: ignore[union-attr]
+
+
+def test_text_with_a_lone_surrogate_is_dead_lettered_as_bad_encoding(tmp_path: Path) -> None:
+    from marketpulse.ingest.social import JsonlTextSource
+
+    path = tmp_path / "posts.jsonl"
+    path.write_text(
+        '{"id": "1", "created_at": "2024-01-02T15:00:00Z", "text": "fine $AAPL", "source": "x"}\n'
+        '{"id": "2", "created_at": "2024-01-02T15:00:01Z", "text": "bad \\ud800 text", "source": "x"}\n'
+    )
+    validator = TextValidator(ValidationConfig(), "posts")
+    results = [validator.validate(b) for b in JsonlTextSource(path).batches()]
+    accepted = [p for r in results for p in r.accepted]
+    letters = [d for r in results for d in r.deadletters]
+    assert [p.id for p in accepted] == ["1"]
+    assert [(d.field, d.reason, d.position) for d in letters] == [("text", "bad_encoding", f"{path}:2")]

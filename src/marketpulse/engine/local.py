@@ -192,7 +192,9 @@ class LocalEngine:
             self.counters.bars_in += len(frame)
             self._features(frame, interval, newest_ingest)
         if posts:
-            self._posts(posts)
+            # partitions interleave differently from poll to poll: order posts by event time (then id) so the
+            # stateful text filters (duplicates, author repeats) decide the same way at any speed
+            self._posts(sorted(posts, key=lambda p: (p.ts, p.id)))
         self.bus.flush()
 
     def _ticks(self, ticks: pd.DataFrame, ingest_ns: int) -> None:

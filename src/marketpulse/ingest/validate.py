@@ -415,6 +415,13 @@ class TextValidator:
                 return name, "missing_value", ""
         if not isinstance(rec["text"], str):
             return "text", "bad_type", f"expected a string, got {type(rec['text']).__name__}"
+        for name in ("text", "title", "author", "id", "url"):  # a lone surrogate (e.g. JSON "\ud800") is no text
+            value = rec.get(name)
+            if isinstance(value, str) and not value.isascii():
+                try:
+                    value.encode("utf-8")
+                except UnicodeEncodeError:
+                    return name, "bad_encoding", "not encodable as UTF-8 (lone surrogate)"
         ts = parse_one(rec["created_at"], self.config.naive_timezone)
         if ts is None:
             return "created_at", "bad_timestamp", f"created_at={rec['created_at']!r}"
