@@ -364,6 +364,20 @@ def bench_sentiment(
     _print_report(run_bench(texts, repeat), "bench sentiment", as_json)
 
 
+@bench_app.command("engine")
+def bench_engine(
+    ticks: Annotated[int, typer.Option(help="ticks")] = 1_000_000,
+    symbols: Annotated[int, typer.Option(help="symbols")] = 100,
+    micro_batch: Annotated[int, typer.Option(help="ticks per micro-batch")] = 50_000,
+    repeat: Annotated[int, typer.Option(help="runs per figure (best kept)")] = 3,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Ticks/s through bars + indicators + features (beside a batch reference) and ingest → feature latency."""
+    from marketpulse.bench_engine import bench_engine as run_bench
+
+    _print_report(run_bench(ticks, symbols, repeat, micro_batch), "bench engine", as_json)
+
+
 @evaluate_app.command("sentiment")
 def evaluate_sentiment(
     data: Annotated[Path, typer.Option("--data", help="PhraseBank sentence@label, text,label CSV, or StockEmotions")],

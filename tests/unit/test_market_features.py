@@ -110,3 +110,12 @@ def test_schema_hash_is_stable_and_changes_with_the_definition(monkeypatch: pyte
     assert FeatureState().schema == h
     monkeypatch.setattr(market, "FEATURES", FEATURES[:-1])
     assert market.schema_hash() != h
+
+
+def test_bar_by_bar_scalar_path_equals_the_batch_path() -> None:
+    bars = _bars(150)
+    whole, _ = compute_features(bars, FeatureState())
+    state = FeatureState()
+    rows = [compute_features(bars.iloc[i : i + 1], state)[0] for i in range(len(bars))]
+    one_by_one = pd.concat(rows, ignore_index=True)
+    np.testing.assert_allclose(_values(one_by_one), _values(whole), rtol=1e-9, atol=1e-12, equal_nan=True)

@@ -163,7 +163,7 @@ class LocalEngine:
     def process(self, messages: Sequence[Message]) -> None:
         """Run every stage on one micro-batch of decoded messages."""
         self.counters.consumed += len(messages)
-        ticks: list[pd.DataFrame] = []
+        ticks: list[TickBatch] = []
         bars_in: list[tuple[int, pd.DataFrame]] = []
         posts: list[Post] = []
         newest_ingest = 0
@@ -177,7 +177,7 @@ class LocalEngine:
                 continue
             newest_ingest = max(newest_ingest, event.ingest_ns)
             if isinstance(event, TickBatch):
-                ticks.append(event.to_frame())
+                ticks.append(event)
             elif isinstance(event, BarBatch):
                 bars_in.append((event.interval_s, event.to_frame()))
             elif isinstance(event, Post):
@@ -185,9 +185,7 @@ class LocalEngine:
         if ticks:
             # one batch per symbol arrives per partition: merge them in event time (stable: per-symbol order kept)
             # so the bar watermark advances with the market, not with whichever partition was read first
-            frame = pd.concat(ticks, ignore_index=True)
-            order = np.argsort(frame["ts"].to_numpy("datetime64[ns]").view(np.int64), kind="stable")
-            self._ticks(frame.iloc[order].reset_index(drop=True), newest_ingest)
+            self._ticks(_tick_frame(ticks), newest_ingest)
         for interval, frame in bars_in:
             self.counters.bars_in += len(frame)
             self._features(frame, interval, newest_ingest)
@@ -251,8 +249,8 @@ class LocalEngine:
                 "schema": state.schema,
                 **{n: (None if np.isnan(v) else float(v)) for n, v in zip(NAMES, matrix[last], strict=True)},
             }
-        if ingest_ns:
-            self.counters.latency_ns.append(now_ns() - ingest_ns)
+        if ingest_ns:  # one sample per feature vector: the wall time from the newest input's ingest to now
+            self.counters.latency_ns.extend([now_ns() - ingest_ns] * len(rows))
         if self.store:
             self.online.put_many(f"features_{interval_s}s", latest)
 
@@ -329,6 +327,26 @@ class LocalEngine:
         self.bus.publish_events(DEADLETTER, letters)
         if self.store:
             self.history.write_events("deadletter", letters)
+
+
+def _tick_frame(batches: list[TickBatch]) -> pd.DataFrame:
+    """One frame of the ticks of many batches in event-time order (stable), symbols categorical: built from the
+    columnar buffers directly, without a frame per batch."""
+    names = sorted({b.symbol for b in batches})
+    code = {n: i for i, n in enumerate(names)}
+    ts = np.concatenate([np.frombuffer(b.ts_ns, "<i8") for b in batches])
+    price = np.concatenate([np.frombuffer(b.price, "<f8") for b in batches])
+    size = np.concatenate([np.frombuffer(b.size, "<f8") for b in batches])
+    codes = np.concatenate([np.full(len(b), code[b.symbol], dtype=np.int32) for b in batches])
+    order = np.argsort(ts, kind="stable")
+    return pd.DataFrame(
+        {
+            "symbol": pd.Categorical.from_codes(codes[order], categories=names),
+            "ts": pd.DatetimeIndex(ts[order].view("datetime64[ns]")).tz_localize("UTC"),
+            "price": price[order],
+            "size": size[order],
+        }
+    )
 
 
 def run_until_idle(engine: LocalEngine, idle_s: float = 1.0, max_records: int = 5_000) -> None:

@@ -150,7 +150,18 @@ def compute_features(bars: pd.DataFrame, state: FeatureState) -> tuple[pd.DataFr
 def _symbol_features(arrays: dict[str, np.ndarray], s: _SymbolState) -> np.ndarray:
     """The feature columns (all but the time-of-day pair) of one symbol's new bars, carrying its state."""
     close = arrays["close"]
-    outputs = {key: ind.update_many(**{k: arrays[k] for k in ind.inputs}) for key, ind in s.indicators.items()}
+    if len(close) == 1:  # live mode: one new bar per symbol — the scalar update is cheaper than an array call
+        point = {k: float(v[0]) for k, v in arrays.items()}
+        outputs: dict[Any, Any] = {}
+        for key, ind in s.indicators.items():
+            value = ind.update(**{k: point[k] for k in ind.inputs})
+            outputs[key] = (
+                {name: np.array([v]) for name, v in zip(ind.outputs, value, strict=True)}
+                if isinstance(value, tuple)
+                else np.array([value])
+            )
+    else:
+        outputs = {key: ind.update_many(**{k: arrays[k] for k in ind.inputs}) for key, ind in s.indicators.items()}
     cols: list[np.ndarray] = []
     with np.errstate(divide="ignore", invalid="ignore"):
         for f in FEATURES:
@@ -163,7 +174,11 @@ def _symbol_features(arrays: dict[str, np.ndarray], s: _SymbolState) -> np.ndarr
             prev = np.where(idx - k >= 0, history[np.maximum(idx - k, 0)], np.nan)
             cols.append(np.log(close / prev))
     s.closes.extend(close.tolist())
-    cols.append(np.asarray(s.volume_z.update_many(close=np.log1p(np.maximum(arrays["volume"], 0.0))), float))
+    log_volume = np.log1p(np.maximum(arrays["volume"], 0.0))
+    if len(close) == 1:
+        cols.append(np.array([s.volume_z.update(close=float(log_volume[0]))]))
+    else:
+        cols.append(np.asarray(s.volume_z.update_many(close=log_volume), float))
     return np.column_stack(cols)
 
 

@@ -1,0 +1,1 @@
+"""Feature engineering: incremental technical indicators and the stage functions built on them."""
