@@ -341,7 +341,7 @@ def _tick_frame(batches: list[TickBatch]) -> pd.DataFrame:
     order = np.argsort(ts, kind="stable")
     return pd.DataFrame(
         {
-            "symbol": pd.Categorical.from_codes(codes[order], categories=names),
+            "symbol": pd.Categorical.from_codes(codes[order], categories=pd.Index(names)),
             "ts": pd.DatetimeIndex(ts[order].view("datetime64[ns]")).tz_localize("UTC"),
             "price": price[order],
             "size": size[order],

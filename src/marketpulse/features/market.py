@@ -128,8 +128,9 @@ def compute_features(bars: pd.DataFrame, state: FeatureState) -> tuple[pd.DataFr
     keep = np.zeros(len(bars), dtype=bool)
     minutes = _minute_of_day(ts_all)
     tod = np.column_stack((np.sin(2 * math.pi * minutes / 1440.0), np.cos(2 * math.pi * minutes / 1440.0)))
-    for symbol, idx in bars.groupby("symbol", sort=False, observed=True).indices.items():
+    for symbol, rows in bars.groupby("symbol", sort=False, observed=True).indices.items():
         s = state.of(str(symbol))
+        idx = np.asarray(rows, dtype=np.int64)
         ts = ts_all[idx]
         fresh = ts > np.maximum.accumulate(np.concatenate(([s.last_ts], ts)))[:-1]
         if not fresh.all():
