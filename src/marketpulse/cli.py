@@ -267,6 +267,101 @@ def _dashboard(pipeline: Any, c: Any, engine: Any) -> Table:
     return table
 
 
+def _backends(settings: Settings) -> Any:
+    from marketpulse.pipeline import Pipeline
+
+    return Pipeline.from_settings(settings)
+
+
+@app.command()
+def persist(
+    topics: Annotated[
+        str, typer.Option("--topics", help="comma-separated topics to store")
+    ] = "market.bars,market.ticks,social.posts,news.articles,ingest.deadletter",
+    group: Annotated[str, typer.Option("--group", help="consumer group")] = "marketpulse-persist",
+    idle: Annotated[float | None, typer.Option("--idle", help="exit after this many seconds without records")] = None,
+    max_records: Annotated[int, typer.Option("--max-records", help="records per poll (and per commit)")] = 2000,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Store what is on the bus (history + online), committing after each stored batch, until Ctrl-C."""
+    from marketpulse.streams import persist as run_persist
+
+    try:
+        pipeline = _backends(state.settings())
+    except MarketPulseError as e:
+        _fail(str(e), 2 if isinstance(e, ConfigError) else 1)
+        return
+    stop = threading.Event()
+    _stop_on_signals(stop)
+    try:
+        counters = run_persist(
+            pipeline.bus,
+            pipeline.history,
+            pipeline.online,
+            [t.strip() for t in topics.split(",") if t.strip()],
+            group=group,
+            stop=stop,
+            idle_s=idle,
+            max_records=max_records,
+        )
+    except MarketPulseError as e:
+        _fail(str(e))
+        return
+    finally:
+        pipeline.close()
+    if as_json:
+        print(json.dumps({"command": "persist", **counters.as_dict()}))
+    else:
+        out.print(counters.as_dict())
+
+
+@app.command("ingest-topic")
+def ingest_topic(
+    topic: Annotated[str, typer.Option("--topic", help="topic of raw CSV lines (e.g. from Kafka Connect)")],
+    kind: Annotated[str, typer.Option("--kind", help="bars|ticks")] = "ticks",
+    header: Annotated[
+        str | None, typer.Option("--header", help="column names, e.g. timestamp,symbol,price,size")
+    ] = None,
+    symbol: Annotated[str | None, typer.Option("--symbol", help="symbol for lines without a symbol column")] = None,
+    group: Annotated[str | None, typer.Option("--group", help="consumer group")] = None,
+    idle: Annotated[float | None, typer.Option("--idle", help="exit after this many seconds without records")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Validate raw lines from a topic into the bus and the stores (the Kafka Connect ingestion path)."""
+    from marketpulse.streams import ingest_topic as run_ingest
+
+    if kind not in ("bars", "ticks"):
+        _fail(f"--kind: got {kind!r}; allowed: bars, ticks", 2)
+    try:
+        pipeline = _backends(state.settings())
+    except MarketPulseError as e:
+        _fail(str(e), 2 if isinstance(e, ConfigError) else 1)
+        return
+    stop = threading.Event()
+    _stop_on_signals(stop)
+    try:
+        streamed = run_ingest(
+            pipeline,
+            topic,
+            "bars" if kind == "bars" else "ticks",
+            header=header,
+            symbol=symbol,
+            group=group,
+            stop=stop,
+            idle_s=idle,
+        )
+    except MarketPulseError as e:
+        _fail(str(e))
+        return
+    finally:
+        pipeline.close()
+    report = {"command": "ingest-topic", "topic": topic, **pipeline.counters.as_dict(), "stream": streamed.as_dict()}
+    if as_json:
+        print(json.dumps(report))
+    else:
+        out.print(report)
+
+
 @bench_app.command("ingest")
 def bench_ingest(
     ticks: Annotated[int, typer.Option(help="ticks in the generated CSV")] = 2_000_000,
