@@ -238,10 +238,11 @@ class LocalEngine:
         ts_all = rows["ts"].to_numpy("datetime64[ns]").view(np.int64)
         matrix = rows[list(NAMES)].to_numpy(float)
         latest: dict[str, dict[str, Any]] = {}
-        for symbol, idx in rows.groupby("symbol", sort=False).indices.items():
+        records: list[tuple[str | None, bytes]] = []
+        for symbol, idx in rows.groupby("symbol", sort=False, observed=True).indices.items():
             sym = str(symbol)
             batch = FeatureBatch.from_arrays(sym, ts_all[idx], NAMES, matrix[idx], state.schema, ingest_ns=ingest_ns)
-            self.bus.publish_event(FEATURES_MARKET, batch)
+            records.append((sym, encode(batch)))
             last = idx[-1]
             latest[sym] = {
                 "ts": int(ts_all[last]),
@@ -249,6 +250,7 @@ class LocalEngine:
                 "schema": state.schema,
                 **{n: (None if np.isnan(v) else float(v)) for n, v in zip(NAMES, matrix[last], strict=True)},
             }
+        self.bus.publish_batch(FEATURES_MARKET, records, (("schema", b"marketpulse.FeatureBatch/v1"),))
         if ingest_ns:  # one sample per feature vector: the wall time from the newest input's ingest to now
             self.counters.latency_ns.extend([now_ns() - ingest_ns] * len(rows))
         if self.store:

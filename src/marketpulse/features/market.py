@@ -151,18 +151,9 @@ def compute_features(bars: pd.DataFrame, state: FeatureState) -> tuple[pd.DataFr
 def _symbol_features(arrays: dict[str, np.ndarray], s: _SymbolState) -> np.ndarray:
     """The feature columns (all but the time-of-day pair) of one symbol's new bars, carrying its state."""
     close = arrays["close"]
-    if len(close) == 1:  # live mode: one new bar per symbol — the scalar update is cheaper than an array call
-        point = {k: float(v[0]) for k, v in arrays.items()}
-        outputs: dict[Any, Any] = {}
-        for key, ind in s.indicators.items():
-            value = ind.update(**{k: point[k] for k in ind.inputs})
-            outputs[key] = (
-                {name: np.array([v]) for name, v in zip(ind.outputs, value, strict=True)}
-                if isinstance(value, tuple)
-                else np.array([value])
-            )
-    else:
-        outputs = {key: ind.update_many(**{k: arrays[k] for k in ind.inputs}) for key, ind in s.indicators.items()}
+    if len(close) == 1:  # live mode: one new bar per symbol — plain floats, no array calls
+        return np.array([_one_bar({k: float(v[0]) for k, v in arrays.items()}, s)])
+    outputs = {key: ind.update_many(**{k: arrays[k] for k in ind.inputs}) for key, ind in s.indicators.items()}
     cols: list[np.ndarray] = []
     with np.errstate(divide="ignore", invalid="ignore"):
         for f in FEATURES:
@@ -175,12 +166,43 @@ def _symbol_features(arrays: dict[str, np.ndarray], s: _SymbolState) -> np.ndarr
             prev = np.where(idx - k >= 0, history[np.maximum(idx - k, 0)], np.nan)
             cols.append(np.log(close / prev))
     s.closes.extend(close.tolist())
-    log_volume = np.log1p(np.maximum(arrays["volume"], 0.0))
-    if len(close) == 1:
-        cols.append(np.array([s.volume_z.update(close=float(log_volume[0]))]))
-    else:
-        cols.append(np.asarray(s.volume_z.update_many(close=log_volume), float))
+    cols.append(np.asarray(s.volume_z.update_many(close=np.log1p(np.maximum(arrays["volume"], 0.0))), float))
     return np.column_stack(cols)
+
+
+def _div(a: float, b: float) -> float:
+    return a / b if b != 0 else math.nan
+
+
+_SCALAR: dict[str, Callable[[float, float], float]] = {  # the same transforms as _TRANSFORMS, on floats
+    "identity": lambda v, c: v,
+    "per_close": lambda v, c: _div(v, c),
+    "pct_centred": lambda v, c: v / 100.0 - 0.5,
+    "pct": lambda v, c: v / 100.0,
+    "willr": lambda v, c: v / 100.0 + 0.5,
+    "cci": lambda v, c: min(max(v / 200.0, -2.0), 2.0) if v == v else v,
+    "close_over_minus_1": lambda v, c: _div(c, v) - 1.0,
+}
+
+
+def _log_ratio(a: float, b: float) -> float:
+    return math.log(a / b) if a > 0 and b > 0 else math.nan
+
+
+def _one_bar(point: dict[str, float], s: _SymbolState) -> list[float]:
+    """:func:`_symbol_features` for a single bar, with the scalar ``update`` of each indicator."""
+    c = point["close"]
+    results = {key: ind.update(**{k: point[k] for k in ind.inputs}) for key, ind in s.indicators.items()}
+    out: list[float] = []
+    for f in FEATURES:
+        r = results[_indicator_key(f)]
+        value = float(getattr(r, f.output)) if isinstance(r, tuple) else float(r)
+        out.append(_SCALAR[f.transform](value, c))
+    for k in LAGS:
+        out.append(_log_ratio(c, s.closes[-k]) if len(s.closes) >= k else math.nan)
+    s.closes.append(c)
+    out.append(float(s.volume_z.update(close=math.log1p(max(point["volume"], 0.0)))))
+    return out
 
 
 def _minute_of_day(ts_ns: np.ndarray) -> np.ndarray:
