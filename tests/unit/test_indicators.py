@@ -361,6 +361,15 @@ def test_adx_holds_while_there_is_no_directional_movement() -> None:
         check_indicator("adx", {"period": 5}, b, sizes)
 
 
+def test_update_is_bit_identical_to_talib_through_a_flat_stretch_that_underflows() -> None:
+    """1500 flat bars with period 2: the Wilder averages of RSI and ADX decay into subnormal numbers, where TA-Lib's
+    output is rounding noise; ``update`` repeats TA-Lib's arithmetic, so it matches bit for bit even there."""
+    b = make_bars(2000, seed=11, level=20.0, vol=2e-3, rel_tick=1e-4, flats=[(300, 1500)], zero_volume=0.0, sessions=0)
+    for name, ref in (("rsi", talib.RSI(b["close"], 2)), ("adx", talib.ADX(b["high"], b["low"], b["close"], 2))):
+        got = run_incremental(create(name, period=2), b)[:, 0]
+        np.testing.assert_array_equal(got, ref, err_msg=name)
+
+
 def test_session_vwap_restarts_on_each_session_key() -> None:
     b = make_bars(500, seed=3, level=50.0, vol=2e-3, rel_tick=1e-4, flats=[], zero_volume=0.1, sessions=3)
     ref = ref_vwap(b, None)

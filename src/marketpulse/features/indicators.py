@@ -28,6 +28,7 @@ from marketpulse.features.indicator_base import (
     INDICATORS,
     NAN,
     RESEED_EVERY,
+    TINY,
     EmaState,
     FloatArray,
     Indicator,
@@ -36,9 +37,9 @@ from marketpulse.features.indicator_base import (
     RollingMoments,
     WindowIndicator,
     check_period,
+    ema_continue,
     naive_sum,
     register,
-    wilder,
 )
 from marketpulse.features.indicators_ohlc import (
     ADX,
@@ -290,13 +291,15 @@ class MACD(Indicator):
 @register
 class RSI(Indicator):
     """Wilder's RSI ``100·G/(G+L)`` of Wilder-smoothed gains and losses, seeded with their means over the first
-    ``period`` changes; 0 while nothing has moved (TA-Lib 0.8.1); warm-up ``period``."""
+    ``period`` changes; 0 while nothing has moved (TA-Lib 0.8.1); warm-up ``period``. ``update`` repeats TA-Lib's
+    arithmetic step for step (``(G·(period−1) + gain)·(1/period)``): bit-identical to it."""
 
     name = "rsi"
 
     def __init__(self, period: int = 14) -> None:
         self.period = check_period(period)
         self.warmup = self.period
+        self._inv = 1.0 / self.period
         self.reset()
 
     def params(self) -> dict[str, Any]:
@@ -305,39 +308,48 @@ class RSI(Indicator):
     def reset(self) -> None:
         self.count = 0
         self._prev = NAN
-        self._g, self._l = wilder(self.period), wilder(self.period)
+        self._gain = self._loss = 0.0  # sums over the first `period` changes, then Wilder averages
         self._value = NAN
 
     def update(self, close: float) -> float:
         x = float(close)
         self.count += 1
+        p = self.period
         if self.count > 1:
             d = x - self._prev
-            g = self._g.step(d if d > 0.0 else 0.0)
-            loss = self._l.step(-d if d < 0.0 else 0.0)
-            if self._g.seeded:
-                s = g + loss
-                self._value = 100.0 * (g / s) if s > 0.0 else 0.0
+            up = d if d > 0.0 else 0.0
+            if self.count <= p + 1:
+                self._gain += up
+                self._loss += up - d
+                if self.count == p + 1:
+                    self._gain *= self._inv
+                    self._loss *= self._inv
+            else:
+                self._gain = (self._gain * (p - 1) + up) * self._inv
+                self._loss = (self._loss * (p - 1) + (up - d)) * self._inv
+            if self.count > p:
+                s = self._gain + self._loss
+                self._value = 100.0 * (self._gain / s) if s > 0.0 else 0.0
         self._prev = x
         return self._value
 
     def _update_many(self, a: dict[str, FloatArray], n: int) -> Output:
-        x = a["close"]
-        i = 0
-        head = []
-        while i < n and not self._g.seeded:
-            head.append(self.update(float(x[i])))
-            i += 1
-        d = np.diff(x[i:], prepend=self._prev)
-        g = self._g.many(np.where(d > 0.0, d, 0.0))
-        loss = self._l.many(np.where(d < 0.0, -d, 0.0))
-        s = g + loss
+        head = self._loop(a, 0, i := min(n, max(0, self.period + 1 - self.count)))
+        if i == n:
+            return head
+        x = a["close"][i:]
+        d = np.diff(x, prepend=self._prev)
+        up = np.where(d > 0.0, d, 0.0)
+        gain = ema_continue(up, 2 * self.period - 1, self._gain)
+        loss = ema_continue(up - d, 2 * self.period - 1, self._loss)
+        s = gain + loss
+        if np.any((s > 0.0) & (s < TINY)):  # decayed to subnormals in a long flat stretch: TA-Lib's exact steps
+            return np.concatenate((np.asarray(head), np.asarray(self._loop(a, i, n))))
         out = np.zeros(n - i)
-        np.divide(100.0 * g, s, out=out, where=s > 0.0)
-        if i < n:
-            self._prev = float(x[-1])
+        np.divide(100.0 * gain, s, out=out, where=s > 0.0)
+        self._prev, self._gain, self._loss = float(x[-1]), float(gain[-1]), float(loss[-1])
         self.count += n - i
-        return np.concatenate((np.array(head, dtype=np.float64), out))
+        return np.concatenate((np.asarray(head), out))
 
     def _batch(self, a: dict[str, FloatArray]) -> Output:
         return talib.RSI(a["close"], self.period)

@@ -18,6 +18,7 @@ import talib
 
 from marketpulse.features.indicator_base import (
     NAN,
+    TINY,
     FloatArray,
     Indicator,
     Output,
@@ -183,6 +184,8 @@ class ADX(_Bar):
         mdm = ema_continue(p * np.where((dm > 0.0) & (dp < dm), dm, 0.0), k, self._mdm)
         pdm = ema_continue(p * np.where((dp > 0.0) & (dp > dm), dp, 0.0), k, self._pdm)
         tr = ema_continue(p * _true_ranges(self._pc, h, lo, c), k, self._tr)
+        if np.any((tr > 0.0) & (tr < TINY)):  # subnormal Wilder sums (long flat stretch): exact scalar steps
+            return np.concatenate((np.asarray(head), np.asarray(self._loop(a, i, n))))
         with np.errstate(divide="ignore", invalid="ignore"):
             mdi, pdi = 100.0 * (mdm / tr), 100.0 * (pdm / tr)
             s = mdi + pdi
