@@ -362,6 +362,16 @@ def ingest_topic(
         out.print(report)
 
 
+def _print_report(report: dict[str, Any], title: str, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(report, default=str))
+        return
+    table = Table(title=title, show_header=False)
+    for key, value in report.items():
+        table.add_row(str(key), f"{value:,}" if isinstance(value, int) else str(value))
+    out.print(table)
+
+
 @bench_app.command("ingest")
 def bench_ingest(
     ticks: Annotated[int, typer.Option(help="ticks in the generated CSV")] = 2_000_000,
@@ -372,14 +382,7 @@ def bench_ingest(
     """Ticks/s through parse → validate → bus, rows/s into the history store, each beside a reference."""
     from marketpulse.bench import bench_ingest as run_bench
 
-    report = run_bench(ticks, bars, repeat)
-    if as_json:
-        print(json.dumps(report))
-    else:
-        table = Table(title="bench ingest", show_header=False)
-        for key, value in report.items():
-            table.add_row(key, f"{value:,}" if isinstance(value, int) else str(value))
-        out.print(table)
+    _print_report(run_bench(ticks, bars, repeat), "bench ingest", as_json)
 
 
 @bench_app.command("bus")
@@ -403,23 +406,7 @@ def bench_bus(
     except MarketPulseError as e:
         _fail(str(e))
         return
-    if as_json:
-        print(json.dumps(report))
-    else:
-        table = Table(title=f"bench bus ({bus_type})", show_header=False)
-        for key, value in report.items():
-            table.add_row(key, f"{value:,}" if isinstance(value, int) else str(value))
-        out.print(table)
-
-
-def _print_report(report: dict[str, Any], title: str, as_json: bool) -> None:
-    if as_json:
-        print(json.dumps(report, default=str))
-        return
-    table = Table(title=title, show_header=False)
-    for key, value in report.items():
-        table.add_row(str(key), f"{value:,}" if isinstance(value, int) else str(value))
-    out.print(table)
+    _print_report(report, f"bench bus ({bus_type})", as_json)
 
 
 @bench_app.command("indicators")

@@ -21,8 +21,10 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
 
+import msgspec
 import pandas as pd
 
+from marketpulse.errors import StoreError
 from marketpulse.events import AnyEvent, Event
 
 BAR_COLUMNS = ("symbol", "ts", "open", "high", "low", "close", "volume")
@@ -30,6 +32,27 @@ TICK_COLUMNS = ("symbol", "ts", "seq", "price", "size")
 FRAME_KINDS = {"bars": BAR_COLUMNS, "ticks": TICK_COLUMNS}
 
 NS_PER_DAY = 86_400 * 10**9
+
+
+_VALUE_ENC = msgspec.msgpack.Encoder()
+_VALUE_DEC = msgspec.msgpack.Decoder()
+
+
+def encode_online_value(kind: str, symbol: str, value: dict[str, Any]) -> bytes:
+    """The compact form every online store keeps (MessagePack; NaN and ±inf kept as floats).
+
+    :class:`~marketpulse.errors.StoreError` when ``value`` is not a JSON-compatible dict."""
+    if not isinstance(value, dict):
+        raise StoreError(f"online value for {kind}/{symbol} must be a dict, not {type(value).__name__}")
+    try:
+        return _VALUE_ENC.encode(value)
+    except (TypeError, ValueError, OverflowError) as e:
+        raise StoreError(f"online value for {kind}/{symbol} is not JSON-compatible: {e}") from e
+
+
+def decode_online_value(blob: bytes) -> Any:
+    """The inverse of :func:`encode_online_value` (raises ``msgspec.DecodeError`` on foreign bytes)."""
+    return _VALUE_DEC.decode(blob)
 
 
 def event_id(event: Event) -> str:

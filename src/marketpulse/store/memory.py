@@ -15,14 +15,21 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-import msgspec
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from marketpulse.errors import StoreError
 from marketpulse.events import AnyEvent, Event, decode, encode
-from marketpulse.store.base import FRAME_KINDS, NS_PER_DAY, HistoryStore, OnlineStore, event_id
+from marketpulse.store.base import (
+    FRAME_KINDS,
+    NS_PER_DAY,
+    HistoryStore,
+    OnlineStore,
+    decode_online_value,
+    encode_online_value,
+    event_id,
+)
 
 
 class MemoryOnlineStoreConfig(BaseModel):
@@ -170,9 +177,6 @@ def event_symbols(event: Event) -> list[str]:
 # Online store
 # --------------------------------------------------------------------------------------------------------
 
-_VALUE_ENC = msgspec.msgpack.Encoder()
-_VALUE_DEC = msgspec.msgpack.Decoder()
-
 
 class MemoryOnlineStore(OnlineStore):
     """Latest value per ``(kind, symbol)`` in a dict, with lazy expiry.
@@ -198,15 +202,6 @@ class MemoryOnlineStore(OnlineStore):
         if math.isnan(ttl):
             raise StoreError("ttl_s must be a number of seconds, not NaN")
         return None if ttl <= 0 else now + ttl
-
-    @staticmethod
-    def _encode(kind: str, symbol: str, value: dict[str, Any]) -> bytes:
-        if not isinstance(value, dict):
-            raise StoreError(f"online value for {kind}/{symbol} must be a dict, not {type(value).__name__}")
-        try:
-            return _VALUE_ENC.encode(value)
-        except (TypeError, ValueError, OverflowError) as e:
-            raise StoreError(f"online value for {kind}/{symbol} is not JSON-compatible: {e}") from e
 
     def _set(self, kind: str, symbol: str, blob: bytes, expires: float | None) -> None:
         entries = self._data.setdefault(kind, {})
@@ -243,12 +238,12 @@ class MemoryOnlineStore(OnlineStore):
         return blob
 
     def put(self, kind: str, symbol: str, value: dict[str, Any], ttl_s: float | None = None) -> None:
-        blob = self._encode(kind, symbol, value)
+        blob = encode_online_value(kind, symbol, value)
         with self._lock:
             self._set(kind, symbol, blob, self._expiry(ttl_s, self._clock()))
 
     def put_many(self, kind: str, values: dict[str, dict[str, Any]], ttl_s: float | None = None) -> None:
-        blobs = [(symbol, self._encode(kind, symbol, value)) for symbol, value in values.items()]
+        blobs = [(symbol, encode_online_value(kind, symbol, value)) for symbol, value in values.items()]
         with self._lock:
             expires = self._expiry(ttl_s, self._clock())
             for symbol, blob in blobs:
@@ -257,13 +252,13 @@ class MemoryOnlineStore(OnlineStore):
     def get(self, kind: str, symbol: str) -> dict[str, Any] | None:
         with self._lock:
             blob = self._live(kind, symbol, self._clock())
-        return None if blob is None else _VALUE_DEC.decode(blob)
+        return None if blob is None else decode_online_value(blob)
 
     def get_many(self, kind: str, symbols: Sequence[str]) -> dict[str, dict[str, Any] | None]:
         with self._lock:
             now = self._clock()
             blobs = {s: self._live(kind, s, now) for s in symbols}
-        return {s: None if b is None else _VALUE_DEC.decode(b) for s, b in blobs.items()}
+        return {s: None if b is None else decode_online_value(b) for s, b in blobs.items()}
 
     def symbols(self, kind: str) -> list[str]:
         with self._lock:

@@ -37,7 +37,7 @@ import msgspec
 from pydantic import BaseModel, ConfigDict, Field
 
 from marketpulse.errors import MissingDependencyError, StoreError
-from marketpulse.store.base import OnlineStore
+from marketpulse.store.base import OnlineStore, decode_online_value, encode_online_value
 
 if TYPE_CHECKING:
     import redis
@@ -54,9 +54,6 @@ class RedisOnlineStoreConfig(BaseModel):
     key_prefix: str = Field("mp", description="prefix of every key, so several deployments can share a server")
     socket_timeout_s: float = Field(5.0, gt=0)
 
-
-_VALUE_ENC = msgspec.msgpack.Encoder()
-_VALUE_DEC = msgspec.msgpack.Decoder()
 
 #: a TTL longer than this (about 3,000 years) is "never expires" (Redis refuses deadlines past int64 ms)
 _MAX_TTL_MS = 10**14
@@ -159,20 +156,11 @@ class RedisOnlineStore(OnlineStore):
         """The string key holding the value of ``(kind, symbol)``."""
         return f"{self._prefix}:{_escape_kind(kind)}:{symbol}"
 
-    @staticmethod
-    def _encode(kind: str, symbol: str, value: dict[str, Any]) -> bytes:
-        if not isinstance(value, dict):
-            raise StoreError(f"online value for {kind}/{symbol} must be a dict, not {type(value).__name__}")
-        try:
-            return _VALUE_ENC.encode(value)
-        except (TypeError, ValueError, OverflowError) as e:
-            raise StoreError(f"online value for {kind}/{symbol} is not JSON-compatible: {e}") from e
-
     def _decode(self, kind: str, symbol: str, blob: bytes | None) -> dict[str, Any] | None:
         if blob is None:
             return None
         try:
-            value = _VALUE_DEC.decode(blob)
+            value = decode_online_value(blob)
         except msgspec.DecodeError as e:
             raise StoreError(
                 f"Redis key {self.value_key(kind, symbol)!r} at {self.where} does not hold a MessagePack value: {e}"
@@ -225,11 +213,13 @@ class RedisOnlineStore(OnlineStore):
             pipe.execute()
 
     def put(self, kind: str, symbol: str, value: dict[str, Any], ttl_s: float | None = None) -> None:
-        self._write(kind, [(symbol, self._encode(kind, symbol, value))], ttl_s)
+        self._write(kind, [(symbol, encode_online_value(kind, symbol, value))], ttl_s)
 
     def put_many(self, kind: str, values: dict[str, dict[str, Any]], ttl_s: float | None = None) -> None:
         """All values in one ``MULTI``/``EXEC`` round trip (all encoded first: a bad value writes nothing)."""
-        self._write(kind, [(symbol, self._encode(kind, symbol, value)) for symbol, value in values.items()], ttl_s)
+        self._write(
+            kind, [(symbol, encode_online_value(kind, symbol, value)) for symbol, value in values.items()], ttl_s
+        )
 
     def delete(self, kind: str, symbol: str) -> None:
         with self._call(f"delete {kind}/{symbol}"):
