@@ -106,9 +106,7 @@ def _sessions(calendar: str) -> tuple[np.ndarray, np.ndarray]:
 
     cal = xcals.get_calendar(calendar, start="2000-01-03")
     sched = cal.schedule
-    return sched["open"].to_numpy("datetime64[ns]").view(np.int64), sched["close"].to_numpy("datetime64[ns]").view(
-        np.int64
-    )
+    return pd.DatetimeIndex(sched["open"]).as_unit("ns").asi8, pd.DatetimeIndex(sched["close"]).as_unit("ns").asi8
 
 
 def in_market_hours(ts_ns: np.ndarray, calendar: str, bar_end_labels: bool) -> np.ndarray:
