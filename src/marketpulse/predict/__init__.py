@@ -1,0 +1,1 @@
+"""Price-movement prediction: datasets with time-ordered splits, models behind one interface, honest evaluation."""
