@@ -68,7 +68,9 @@ def _reference(ticks: pd.DataFrame) -> float:
     return time.perf_counter() - start
 
 
-def _latency(rate: int = 10_000, seconds: float = 15.0, symbols: int = 100, warm_s: int = 60) -> dict[str, Any]:
+def _latency(
+    rate: int = 10_000, seconds: float = 15.0, symbols: int = 100, warm_s: int = 60, predictor: Any = None
+) -> dict[str, Any]:
     from marketpulse.bus.base import MARKET_TICKS
     from marketpulse.bus.memory import MemoryBus, MemoryBusConfig
     from marketpulse.engine.local import LocalEngine
@@ -76,7 +78,9 @@ def _latency(rate: int = 10_000, seconds: float = 15.0, symbols: int = 100, warm
     from marketpulse.store.memory import MemoryHistoryStore, MemoryOnlineStore
 
     bus = MemoryBus(MemoryBusConfig(capacity=1_000_000))
-    engine = LocalEngine(bus, MemoryOnlineStore(), MemoryHistoryStore(), bar_interval_s=1, store=False)
+    engine = LocalEngine(
+        bus, MemoryOnlineStore(), MemoryHistoryStore(), bar_interval_s=1, store=False, predictor=predictor
+    )
     rng = np.random.default_rng(0)
     names = [f"S{i:03d}" for i in range(symbols)]
     prices = np.full(symbols, 100.0)
@@ -102,6 +106,7 @@ def _latency(rate: int = 10_000, seconds: float = 15.0, symbols: int = 100, warm
         engine.drain()
     warm = np.array(engine.counters.latency_ns, dtype=float) / 1e6
     engine.counters.latency_ns.clear()
+    engine.counters.prediction_latency_ns.clear()
     t0 = time.monotonic()
     sent = 0
     while (elapsed := time.monotonic() - t0) < seconds:
@@ -113,6 +118,7 @@ def _latency(rate: int = 10_000, seconds: float = 15.0, symbols: int = 100, warm
         time.sleep(max(0.0, tick_s - (time.monotonic() - t0 - elapsed)))
     engine.finish()
     lat = np.array(engine.counters.latency_ns, dtype=float) / 1e6
+    pred = np.array(engine.counters.prediction_latency_ns, dtype=float) / 1e6
     engine.close()
     return {
         "latency_rate_ticks_per_s": rate,
@@ -122,6 +128,9 @@ def _latency(rate: int = 10_000, seconds: float = 15.0, symbols: int = 100, warm
         "the publication of its feature vectors (feed-side batching delay before ingest not included)",
         "ingest_to_feature_ms_p50": round(float(np.percentile(lat, 50)), 3) if lat.size else None,
         "ingest_to_feature_ms_p99": round(float(np.percentile(lat, 99)), 3) if lat.size else None,
+        "latency_samples_predictions": int(pred.size),
+        "ingest_to_prediction_ms_p50": round(float(np.percentile(pred, 50)), 3) if pred.size else None,
+        "ingest_to_prediction_ms_p99": round(float(np.percentile(pred, 99)), 3) if pred.size else None,
         "warmup_event_seconds": warm_s,
         "warmup_ms_p50": round(float(np.percentile(warm, 50)), 3) if warm.size else None,
         "warmup_ms_p99": round(float(np.percentile(warm, 99)), 3) if warm.size else None,

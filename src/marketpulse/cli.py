@@ -1,4 +1,5 @@
-"""The ``marketpulse`` command line: ``run``, ``replay``, ``bench``, ``version``.
+"""The ``marketpulse`` command line: ``run``, ``replay``, ``persist``, ``train``, ``evaluate``, ``bench``, ``services``,
+``version``.
 
 Known failures (a file that cannot be read, a broken config) print one line on stderr and exit non-zero,
 without a traceback. Commands that report figures accept ``--json`` and then print exactly one JSON object.
@@ -24,6 +25,7 @@ from marketpulse import __version__
 from marketpulse.clock import ReplayClock, parse_speed
 from marketpulse.config import Settings, load_settings
 from marketpulse.errors import ConfigError, MarketPulseError
+from marketpulse.predict.cli import evaluate_price, train_app
 from marketpulse.services.cli import services_app
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="MarketPulse: prices and talk, one signal.")
@@ -32,6 +34,8 @@ app.add_typer(bench_app, name="bench")
 app.add_typer(services_app, name="services")
 evaluate_app = typer.Typer(no_args_is_help=True, help="Evaluations on labelled data (honest splits, baselines beside).")
 app.add_typer(evaluate_app, name="evaluate")
+app.add_typer(train_app, name="train")
+evaluate_app.command("price")(evaluate_price)
 err = Console(stderr=True)
 out = Console()
 
@@ -192,7 +196,9 @@ def run(
     stop = threading.Event()
     _stop_on_signals(stop)
     clock = ReplayClock(pace, max_gap_s=settings.run.max_gap_s, stop=stop)
-    engine = LocalEngine(pipeline.bus, pipeline.online, pipeline.history)
+    from marketpulse.predict.online import build_predictor
+
+    engine = LocalEngine(pipeline.bus, pipeline.online, pipeline.history, predictor=build_predictor(settings))
     try:
         if as_json:
             counters = pipeline.replay(sources, clock, after_emit=engine.drain)
@@ -458,6 +464,26 @@ def bench_engine(
     from marketpulse.bench_engine import bench_engine as run_bench
 
     _print_report(run_bench(ticks, symbols, repeat, micro_batch), "bench engine", as_json)
+
+
+@bench_app.command("predict")
+def bench_predict(
+    model: Annotated[str, typer.Option(help="model kind")] = "lstm",
+    window: Annotated[int, typer.Option(help="feature vectors per input window")] = 10,
+    symbols: Annotated[int, typer.Option(help="symbols per inference batch and in the engine run")] = 100,
+    repeat: Annotated[int, typer.Option(help="inference batches timed")] = 300,
+    seconds: Annotated[float, typer.Option(help="measured engine run, seconds")] = 15.0,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Inference p50/p99 for a batch of symbols (beside the bare forward pass) and ingest → prediction latency."""
+    from marketpulse.bench_predict import bench_predict as run_bench
+
+    try:
+        report = run_bench(model, window, symbols, repeat, seconds)
+    except ImportError as e:
+        _fail(f"bench predict needs the ml extra (pip install 'marketpulse[ml]'): {e}")
+        return
+    _print_report(report, "bench predict", as_json)
 
 
 @evaluate_app.command("sentiment")

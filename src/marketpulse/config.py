@@ -62,6 +62,14 @@ class EngineConfig(_Section):
     batch_rows: int = Field(65_536, gt=0, description="rows per micro-batch read from a source")
 
 
+class PredictConfig(_Section):
+    """Online price prediction in the engine (models from the registry under ``<data_dir>/models``)."""
+
+    enabled: bool = Field(True, description="predict from each new feature vector when a compatible model exists")
+    model: str | None = Field(None, description="registered model name to pin; null = the latest compatible one")
+    reload_s: float = Field(2.0, ge=0.0, description="check the registry for a new or replaced model this often")
+
+
 class ValidationConfig(_Section):
     """Record checks applied by :mod:`marketpulse.ingest.validate` before anything enters the bus."""
 
@@ -153,6 +161,7 @@ class Settings(BaseSettings):
     online_store: OnlineStoreConfig = Field(default_factory=MemoryOnlineStoreConfig)
     history_store: HistoryStoreConfig = Field(default_factory=SqliteHistoryStoreConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
+    predict: PredictConfig = Field(default_factory=PredictConfig)
     validation: ValidationConfig = Field(default_factory=ValidationConfig)
     replay: ReplayConfig = Field(default_factory=ReplayConfig)
     run: RunConfig = Field(default_factory=RunConfig)

@@ -13,6 +13,7 @@ symbol's rows as little-endian numpy buffers (one message per symbol per micro-b
 
 from __future__ import annotations
 
+import math
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal, TypeAlias
@@ -113,12 +114,18 @@ class SentimentScore(Event, frozen=True, kw_only=True):
 
 
 class Prediction(Event, frozen=True, kw_only=True):
-    """Probability that ``symbol`` moves up over ``horizon_s`` seconds after ``ts``."""
+    """Probability that ``symbol`` moves up over ``horizon_s`` seconds after ``ts``; ``expected_move`` the
+    probability-weighted log return (from the model's typical move), ``confidence`` ``|p_up − p_down|``,
+    ``version`` the registered model version (``name@n``) that produced it."""
 
     symbol: str
     model: str
     horizon_s: int
     p_up: float
+    p_down: float = math.nan
+    expected_move: float = 0.0
+    confidence: float = 0.0
+    version: str = ""
 
 
 class Signal(Event, frozen=True, kw_only=True):

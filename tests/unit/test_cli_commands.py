@@ -19,7 +19,12 @@ runner = CliRunner()
         ["ingest-topic", "--help"],
         ["services", "status", "--help"],
         ["evaluate", "sentiment", "--help"],
-        *[["bench", name, "--help"] for name in ("ingest", "bus", "indicators", "bars", "engine", "sentiment")],
+        ["evaluate", "price", "--help"],
+        ["train", "price", "--help"],
+        *[
+            ["bench", name, "--help"]
+            for name in ("ingest", "bus", "indicators", "bars", "engine", "sentiment", "predict")
+        ],
         ["version"],
     ],
 )

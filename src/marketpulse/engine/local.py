@@ -11,7 +11,9 @@ Per poll of ``market.ticks``, ``market.bars``, ``social.posts`` and ``news.artic
 * posts and articles → cleaning, tickers, filters (:func:`~marketpulse.features.text.process_posts`) → lexicon
   sentiment → one :class:`~marketpulse.events.SentimentScore` per post and symbol, then the symbol's windowed
   aggregate (per source and combined, event time) → ``sentiment.scores``, the history store (per-post scores)
-  and the online store (latest aggregate); rejected texts are dead-lettered with their reason.
+  and the online store (latest aggregate); rejected texts are dead-lettered with their reason;
+* feature vectors → price predictions (:class:`~marketpulse.predict.online.OnlinePredictor`, when a registered
+  model of the engine's feature schema exists; hot-reloaded) → ``predictions.price``, history and online store.
 
 The consumer commits after a micro-batch is processed and published (at-least-once). Stage functions are pure
 over (batch, state), so the same input gives the same bars, features and per-post scores at any speed and any
@@ -36,6 +38,7 @@ from marketpulse.bus.base import (
     MARKET_BARS,
     MARKET_TICKS,
     NEWS_ARTICLES,
+    PREDICTIONS_PRICE,
     SENTIMENT_SCORES,
     SOCIAL_POSTS,
     Bus,
@@ -57,6 +60,7 @@ from marketpulse.events import (
 from marketpulse.features.bars import BarState, flush, ticks_to_bars
 from marketpulse.features.market import NAMES, FeatureState, compute_features
 from marketpulse.features.text import TextState, process_posts
+from marketpulse.predict.online import OnlinePredictor
 from marketpulse.sentiment import build_sentiment_model
 from marketpulse.sentiment.aggregate import SentimentAggregator, score_events
 from marketpulse.store import HistoryStore, OnlineStore
@@ -81,6 +85,8 @@ class EngineCounters:
     scores: int = 0
     undecodable: int = 0
     latency_ns: list[int] = field(default_factory=list)
+    predictions: int = 0
+    prediction_latency_ns: list[int] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         lat = np.array(self.latency_ns, dtype=float) / 1e6
@@ -97,6 +103,7 @@ class EngineCounters:
             "undecodable": self.undecodable,
             "latency_ms_p50": round(float(np.percentile(lat, 50)), 3) if lat.size else None,
             "latency_ms_p99": round(float(np.percentile(lat, 99)), 3) if lat.size else None,
+            "predictions": self.predictions,
         }
 
 
@@ -124,10 +131,12 @@ class LocalEngine:
         allowed_lateness_s: float = 0.0,
         sentiment_model: str = "lexicon",
         store: bool = True,
+        predictor: OnlinePredictor | None = None,
     ) -> None:
         self.bus, self.online, self.history, self.store = bus, online, history, store
         self.bar_interval_s, self.allowed_lateness_s = bar_interval_s, allowed_lateness_s
         self.model = build_sentiment_model(sentiment_model)
+        self.predictor = predictor
         self.state = EngineState()
         self.counters = EngineCounters()
         self.consumer = bus.consumer(group, INPUT_TOPICS)
@@ -255,6 +264,34 @@ class LocalEngine:
             self.counters.latency_ns.extend([now_ns() - ingest_ns] * len(rows))
         if self.store:
             self.online.put_many(f"features_{interval_s}s", latest)
+        if self.predictor is not None:
+            self._predict(rows, interval_s, ingest_ns)
+
+    def _predict(self, rows: pd.DataFrame, interval_s: int, ingest_ns: int) -> None:
+        assert self.predictor is not None
+        predictions = self.predictor.update(rows, interval_s, ingest_ns)
+        if not predictions:
+            return
+        self.counters.predictions += len(predictions)
+        self.bus.publish_events(PREDICTIONS_PRICE, predictions)
+        if ingest_ns:
+            self.counters.prediction_latency_ns.extend([now_ns() - ingest_ns] * len(predictions))
+        if self.store:
+            self.history.write_events("predictions", predictions)
+            self.online.put_many(
+                "predictions",
+                {
+                    p.symbol: {
+                        "ts": int(pd.Timestamp(p.ts).value),
+                        "p_up": p.p_up,
+                        "expected_move": p.expected_move,
+                        "confidence": p.confidence,
+                        "horizon_s": p.horizon_s,
+                        "model": p.version,
+                    }
+                    for p in predictions
+                },
+            )
 
     def _posts(self, posts: list[Post]) -> None:
         self.counters.posts += len(posts)
