@@ -238,6 +238,7 @@ def _dashboard(pipeline: Any, c: Any, engine: Any) -> Table:
         ("1-min ret", "right"),
         ("daily close", "right"),
         ("sentiment", "right"),
+        ("p(up)", "right"),
     ):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     online = pipeline.online
@@ -251,6 +252,7 @@ def _dashboard(pipeline: Any, c: Any, engine: Any) -> Table:
         minute = online.get("bars_60s", sym) or {}
         feats = online.get("features_60s", sym) or {}
         senti = online.get("sentiment", sym) or {}
+        pred = online.get("predictions", sym) or {}
         rsi = feats.get("rsi_14")
         table.add_row(
             sym,
@@ -260,6 +262,7 @@ def _dashboard(pipeline: Any, c: Any, engine: Any) -> Table:
             num(feats.get("ret_1"), "+.4%"),
             num(bar.get("close"), ".2f"),
             num(senti.get("polarity"), "+.3f"),
+            num(pred.get("p_up"), ".2f"),
         )
     rate = c.read / c.seconds if c.seconds > 0 else 0.0
     e = engine.counters
@@ -269,6 +272,7 @@ def _dashboard(pipeline: Any, c: Any, engine: Any) -> Table:
         table.add_row(f"  {kind} emitted", f"{n:,}")
     table.add_row("engine: 1-min bars / features", f"{e.bars_built:,}", f"{e.features:,}")
     table.add_row("engine: posts scored / rejected", f"{e.scores:,}", f"{sum(e.posts_rejected.values()):,}")
+    table.add_row("engine: price predictions", f"{e.predictions:,}")
     table.add_row("records/s", f"{rate:,.0f}")
     return table
 
