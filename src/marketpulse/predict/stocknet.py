@@ -14,8 +14,9 @@ A tweet is assigned to the last trading day on or before its ``date`` (weekend a
 trading day before them), so the slot of day ``d-k`` holds the tweets dated from trading day ``d-k`` up to the day
 before trading day ``d-k+1``: the window of target ``d`` holds every tweet dated before ``d`` (the weekend's
 included for a Monday) and none dated ``d`` itself. The label spans ``AdjClose_{d-1} → AdjClose_d``; text known
-before day ``d`` begins is the StockNet setting. ``ts`` is day ``d`` at 00:00 UTC; ``prev`` is the label of day ``d-1`` (-1 when that move is
-in the dropped band or unknown). Samples whose window holds a NaN (the first trading days of a ticker) are dropped.
+before day ``d`` begins is the StockNet setting. ``ts`` is day ``d`` at 00:00 UTC; ``prev`` is the label of day
+``d-1`` (-1 when that move is in the dropped band or unknown). Samples whose window holds a NaN (the first trading
+days of a ticker) are dropped.
 
 **Features per lag day** ``t`` (``t-1`` = the ticker's previous trading day; O/H/L/C scaled by the day's
 ``Adj Close / Close`` so that every ratio is free of splits and dividends: ``adjX_t = X_t * AdjClose_t / Close_t``):
