@@ -74,7 +74,8 @@ def _bars(n: int, symbols: tuple[str, ...] = ("AAA", "BBB"), start: int = 0) -> 
     for sym in symbols:
         close = 100 * np.exp(np.cumsum(rng.normal(0, 1e-3, n)))
         ts = t0 + np.arange(n, dtype=np.int64) * 60_000_000_000
-        out.append(BarBatch.from_arrays(sym, ts, close, close * 1.001, close * 0.999, close, np.full(n, 1e4), interval_s=60))
+        hi, lo, vol = close * 1.001, close * 0.999, np.full(n, 1e4)
+        out.append(BarBatch.from_arrays(sym, ts, close, hi, lo, close, vol, interval_s=60))
     return out
 
 

@@ -52,9 +52,9 @@ def load_samples(dataset: str, path: Path, options: DataOptions = DataOptions())
         from marketpulse.predict.stocknet import load_stocknet, stocknet_samples
 
         return stocknet_samples(load_stocknet(path), "all", text=options.text)
-    from marketpulse.predict import intraday
+    from marketpulse.predict.intraday import lobster_samples, spy_samples
 
-    make = intraday.spy_samples if dataset == "spy" else intraday.lobster_samples
+    make = spy_samples if dataset == "spy" else lobster_samples
     return make(path, window=options.window, horizon=options.horizon)
 
 
