@@ -18,7 +18,6 @@ from rich.table import Table
 from marketpulse.errors import ConfigError, MarketPulseError
 
 train_app = typer.Typer(no_args_is_help=True, help="Train models (registered with a model card under the data dir).")
-err = Console(stderr=True)
 out = Console()
 
 Dataset = Annotated[str, typer.Option("--dataset", help="stocknet | spy | lobster")]
@@ -47,7 +46,7 @@ def _params(items: list[str] | None) -> dict[str, Any]:
 
 
 def _fail(error: Exception) -> None:
-    err.print(f"error: {error}", markup=False, highlight=False)
+    sys.stderr.write(f"error: {error}\n")
     raise typer.Exit(2 if isinstance(error, ConfigError) else 1)
 
 
