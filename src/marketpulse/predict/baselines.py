@@ -12,6 +12,7 @@ scikit-learn pipeline (``logreg.pkl``: unpickling runs code — load only model 
 from __future__ import annotations
 
 import importlib
+import inspect
 import pickle
 from pathlib import Path
 from types import ModuleType
@@ -179,8 +180,13 @@ class LGBMModel(_Baseline):
         )
         kwargs: dict[str, Any] = {}
         if dev is not None:
+            # LightGBM 4.7 renamed eval_set to eval_X/eval_y (the old name warns); older versions know only eval_set
+            new_api = "eval_X" in inspect.signature(lgb.LGBMClassifier.fit).parameters
+            evals = (
+                {"eval_X": (_flat(dev.X),), "eval_y": (dev.y,)} if new_api else {"eval_set": [(_flat(dev.X), dev.y)]}
+            )
             kwargs = {
-                "eval_set": [(_flat(dev.X), dev.y)],
+                **evals,
                 "eval_class_weight": ["balanced"],
                 "callbacks": [lgb.early_stopping(int(self.params["stopping_rounds"]), verbose=False)],
             }
