@@ -13,7 +13,6 @@ symbol's rows as little-endian numpy buffers (one message per symbol per micro-b
 
 from __future__ import annotations
 
-import math
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal, TypeAlias
@@ -122,7 +121,7 @@ class Prediction(Event, frozen=True, kw_only=True):
     model: str
     horizon_s: int
     p_up: float
-    p_down: float = math.nan
+    p_down: float | None = None
     expected_move: float = 0.0
     confidence: float = 0.0
     version: str = ""

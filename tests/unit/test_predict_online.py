@@ -104,6 +104,7 @@ def test_engine_predicts_each_new_feature_vector_once_its_window_is_complete(tmp
     per_symbol = 80 - 33 - (WINDOW - 1)
     assert len(preds) == 2 * per_symbol
     p = preds[-1]
+    assert p.p_down is not None
     assert p.version == "m@1" and 0.0 <= p.p_up <= 1.0 and abs(p.p_up + p.p_down - 1.0) < 1e-9
     assert p.confidence == pytest.approx(abs(p.p_up - p.p_down))
     assert p.expected_move == pytest.approx((p.p_up - p.p_down) * 0.002)
