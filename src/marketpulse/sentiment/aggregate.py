@@ -12,7 +12,12 @@ Maths, for a symbol and a source at time ``T``, over the events ``i`` with ``T -
 ``w``-weighted means; ``dispersion`` is the ``w``-weighted standard deviation of polarity; ``count`` is the number
 of events and ``weight`` is ``sum(w_i)``. The combined score mixes the sources that have data with the configured
 ``source_weights`` (``default_source_weight`` for others): the means are weighted means over sources, the dispersion
-that of the mixture (within-source variance + spread of the source means).
+that of the mixture (within-source variance + spread of the source means). With a
+:class:`~marketpulse.sentiment.reliability.SourceReliability` (``reliability=``, default ``None``), each configured
+weight is multiplied by that source's learned reliability weight at ``T`` (``reliability.weight(source, T)``: a
+floor plus the shrunk positive information coefficient, from the pairs whose return was realised at or before ``T``);
+without one, the combined score is exactly the configured mix. The caller feeds the estimator (its ``update`` with the
+same per-post events, ``update_return`` with prices): the aggregator only reads it.
 
 Time is event time only: nothing reads the wall clock, events later than ``T`` are never used (no look-ahead), an
 event arriving late is placed by its own time, and one input gives one output whatever the batch boundaries.
@@ -27,13 +32,16 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from marketpulse.events import SentimentScore
 from marketpulse.sentiment.base import LABELS, Score
+
+if TYPE_CHECKING:
+    from marketpulse.sentiment.reliability import SourceReliability
 
 ALL_SOURCES = "all"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -120,11 +128,21 @@ class AggregateState:
 
 
 class SentimentAggregator:
-    """``update`` / ``get`` / ``emit`` over an explicit :class:`AggregateState` (see the module docstring)."""
+    """``update`` / ``get`` / ``emit`` over an explicit :class:`AggregateState` (see the module docstring).
 
-    def __init__(self, config: AggregateConfig | None = None, state: AggregateState | None = None) -> None:
+    ``reliability``: optional learned source reliability; when given, the combined score's source weights are the
+    configured ones times ``reliability.weight(source, T)`` (see the module docstring). It is only read here.
+    """
+
+    def __init__(
+        self,
+        config: AggregateConfig | None = None,
+        state: AggregateState | None = None,
+        reliability: SourceReliability | None = None,
+    ) -> None:
         self.config = config or AggregateConfig()
         self.state = state if state is not None else AggregateState()
+        self.reliability = reliability
         self._lambda = math.log(2.0) / self.config.half_life_s / 1e9  # per nanosecond
         self._window = int(self.config.window_s * 1e9)
 
@@ -209,6 +227,9 @@ class SentimentAggregator:
     def _combine(self, symbol: str, at_ts: datetime, parts: Sequence[Aggregate]) -> Aggregate | None:
         cfg = self.config
         weights = [cfg.source_weights.get(a.source, cfg.default_source_weight) for a in parts]
+        reliability = getattr(self, "reliability", None)  # an aggregator pickled before the attribute existed has none
+        if reliability is not None and parts:
+            weights = [w * reliability.weight(a.source, at_ts) for w, a in zip(weights, parts, strict=True)]
         total = sum(weights)
         if not parts or total <= 0:
             return None
@@ -252,12 +273,13 @@ def aggregate_scores(
     state: AggregateState | None = None,
     config: AggregateConfig | None = None,
     at_ts: datetime | None = None,
+    reliability: SourceReliability | None = None,
 ) -> tuple[list[SentimentScore], AggregateState]:
     """Batch form: update with every ``(event, weight)`` of a micro-batch, then :meth:`~SentimentAggregator.emit`.
 
-    Returns the emitted events and the (updated in place) state.
+    Returns the emitted events and the (updated in place) state. ``reliability`` as in :class:`SentimentAggregator`.
     """
-    agg = SentimentAggregator(config, state)
+    agg = SentimentAggregator(config, state, reliability)
     agg.update_many(items)
     return agg.emit(at_ts), agg.state
 
