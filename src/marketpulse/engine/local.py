@@ -22,6 +22,7 @@ micro-batch split (tested).
 
 from __future__ import annotations
 
+import math
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -63,6 +64,7 @@ from marketpulse.features.text import TextState, process_posts
 from marketpulse.predict.online import OnlinePredictor
 from marketpulse.sentiment import build_sentiment_model
 from marketpulse.sentiment.aggregate import SentimentAggregator, score_events
+from marketpulse.sentiment.reliability import SourceReliability
 from marketpulse.store import HistoryStore, OnlineStore
 
 ENGINE_GROUP = "marketpulse-engine"
@@ -114,7 +116,13 @@ class EngineState:
     bars: BarState = field(default_factory=BarState)
     features: dict[int, FeatureState] = field(default_factory=dict)
     text: TextState = field(default_factory=TextState)
+    reliability: SourceReliability = field(default_factory=SourceReliability)
     sentiment: SentimentAggregator = field(default_factory=SentimentAggregator)
+    last_close: dict[tuple[int, str], float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.sentiment.reliability is None:  # the combined score weighs sources by their learned reliability
+            self.sentiment.reliability = self.reliability
 
 
 class LocalEngine:
@@ -197,6 +205,7 @@ class LocalEngine:
             self._ticks(_tick_frame(ticks), newest_ingest)
         for interval, frame in bars_in:
             self.counters.bars_in += len(frame)
+            self._realised_returns(frame, interval)
             self._features(frame, interval, newest_ingest)
         if posts:
             # partitions interleave differently from poll to poll: order posts by event time (then id) so the
@@ -293,6 +302,21 @@ class LocalEngine:
                 },
             )
 
+    def _realised_returns(self, bars: pd.DataFrame, interval_s: int) -> None:
+        """Bars of the reliability estimator's period → each symbol's realised log return, so every source's
+        sentiment is scored against what followed it (sources are then weighed by it in the combined score)."""
+        rel = self.state.reliability
+        if interval_s != int(rel.config.interval_s):
+            return
+        ts_all = bars["ts"].to_numpy("datetime64[ns]").view(np.int64)
+        for symbol, ts, close in zip(bars["symbol"].astype(str), ts_all, bars["close"].to_numpy(float), strict=True):
+            key = (interval_s, symbol)
+            prev = self.state.last_close.get(key)
+            if prev is not None and prev > 0 and close > 0:
+                when = datetime.fromtimestamp(int(ts) / 1e9, UTC)
+                rel.update_return(symbol, when, math.log(float(close) / prev))
+            self.state.last_close[key] = float(close)
+
     def _posts(self, posts: list[Post]) -> None:
         self.counters.posts += len(posts)
         kept, rejected, _ = process_posts(posts, self.state.text)
@@ -323,6 +347,7 @@ class LocalEngine:
         agg = self.state.sentiment
         for event, weight in items:
             agg.update(event, weight)
+            self.state.reliability.update(event, weight)
             combined = agg.get(event.symbol, event.ts)
             if combined is not None:
                 aggregates.append(combined.to_event(f"{self.model.name}-agg", event.ingest_ns))
