@@ -20,7 +20,7 @@ def test_a_source_whose_sentiment_anticipates_returns_weighs_more_than_a_noisy_o
     engine = LocalEngine(bus, MemoryOnlineStore(), MemoryHistoryStore())
     rng = np.random.default_rng(4)
     day0 = datetime(2024, 1, 1, tzinfo=UTC)
-    close, n = 100.0, 0
+    close = 100.0
     for d in range(120):
         day = day0 + timedelta(days=d)
         up = bool(rng.random() < 0.5)  # tomorrow's move, announced by "oracle" today and ignored by "noise"
@@ -37,7 +37,6 @@ def test_a_source_whose_sentiment_anticipates_returns_weighs_more_than_a_noisy_o
         bar = BarBatch.from_arrays("AAA", ts, [close], [close], [close], [close], [1e6], interval_s=86_400)
         bus.publish_batch("market.bars", [("AAA", encode(bar))])
         engine.drain()
-        n += 1
     rel = engine.state.reliability
     assert set(rel.sources()) == {"oracle", "noise"}
     oracle, noise = rel.get("oracle"), rel.get("noise")

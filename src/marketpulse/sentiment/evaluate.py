@@ -126,13 +126,15 @@ def _metrics(truth: Sequence[str], predicted: Sequence[str]) -> dict[str, Any]:
     return {
         "accuracy": sum(matrix[i][i] for i in range(len(LABELS))) / n if n else 0.0,
         "macro_f1": sum(per_class[label]["f1"] for label in present) / len(present) if present else 0.0,
+        "weighted_f1": sum(per_class[lab]["f1"] * per_class[lab]["support"] for lab in LABELS) / n if n else 0.0,
         "per_class": per_class,
         "confusion": {"labels": list(LABELS), "rows": "true", "columns": "predicted", "matrix": matrix},
     }
 
 
 def evaluate(model: SentimentModel, texts: Sequence[str], labels: Sequence[str]) -> dict[str, Any]:
-    """Score ``texts`` with ``model`` and compare with ``labels`` (see the module docstring for the metrics)."""
+    """Score ``texts`` with ``model`` and compare with ``labels`` (see the module docstring for the metrics; also
+    ``weighted_f1``: per-class F1 weighted by true support, as scikit-learn's ``average="weighted"``)."""
     if len(texts) != len(labels):
         raise ValueError(f"{len(texts)} texts but {len(labels)} labels")
     unknown = set(labels) - set(LABELS)
@@ -150,6 +152,7 @@ def evaluate(model: SentimentModel, texts: Sequence[str], labels: Sequence[str])
         "label": majority,
         "accuracy": baseline["accuracy"],
         "macro_f1": baseline["macro_f1"],
+        "weighted_f1": baseline["weighted_f1"],
     }
     result["label_counts"] = {label: counts[label] for label in LABELS}
     result["texts_per_s"] = len(texts) / elapsed if elapsed > 0 else None
