@@ -62,6 +62,16 @@ class EngineConfig(_Section):
     batch_rows: int = Field(65_536, gt=0, description="rows per micro-batch read from a source")
 
 
+class SentimentConfig(_Section):
+    """The engine's sentiment model. ``auto``: the calibrated lexicon + transformer ensemble when the ``ml`` extra
+    is installed, the lexicon alone otherwise."""
+
+    model: Literal["auto", "lexicon", "transformer", "ensemble"] = "auto"
+    encoder_path: Path | None = Field(
+        None, description="a local Hugging Face model folder for the transformer (default: the bundled MiniLM)"
+    )
+
+
 class PredictConfig(_Section):
     """Online price prediction in the engine (models from the registry under ``<data_dir>/models``)."""
 
@@ -161,6 +171,7 @@ class Settings(BaseSettings):
     online_store: OnlineStoreConfig = Field(default_factory=MemoryOnlineStoreConfig)
     history_store: HistoryStoreConfig = Field(default_factory=SqliteHistoryStoreConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
+    sentiment: SentimentConfig = Field(default_factory=SentimentConfig)
     predict: PredictConfig = Field(default_factory=PredictConfig)
     validation: ValidationConfig = Field(default_factory=ValidationConfig)
     replay: ReplayConfig = Field(default_factory=ReplayConfig)
