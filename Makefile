@@ -25,7 +25,7 @@ $(VENV)/.installed-base: pyproject.toml | $(PY)
 	@touch $@
 
 $(VENV)/.installed-dev: pyproject.toml Makefile $(VENV)/.installed-base
-	$(PY) -m pip install --quiet -e '.[dev,kafka,redis,ml]'
+	$(PY) -m pip install --quiet -e '.[dev,kafka,redis,ml,api,dashboard]'
 	@touch $@
 
 $(VENV)/.installed-services: pyproject.toml Makefile $(VENV)/.installed-base
