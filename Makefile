@@ -28,6 +28,10 @@ $(VENV)/.installed-dev: pyproject.toml Makefile $(VENV)/.installed-base
 	$(PY) -m pip install --quiet -e '.[dev,kafka,redis,ml,api,dashboard]'
 	@touch $@
 
+$(VENV)/.installed-run: pyproject.toml Makefile $(VENV)/.installed-base
+	$(PY) -m pip install --quiet -e '.[api,dashboard]'
+	@touch $@
+
 $(VENV)/.installed-services: pyproject.toml Makefile $(VENV)/.installed-base
 	$(PY) -m pip install --quiet -e '.[kafka,redis]'
 	@touch $@
@@ -35,7 +39,7 @@ $(VENV)/.installed-services: pyproject.toml Makefile $(VENV)/.installed-base
 install: $(VENV)/.installed-base ## install the package (base dependencies)
 dev: $(VENV)/.installed-dev ## install the package with the dev tools
 
-run: $(VENV)/.installed-base ## the main job: the embedded pipeline replaying the bundled demo (Ctrl-C to stop)
+run: $(VENV)/.installed-run ## the main job: the demo replay served by the API and the dashboard (Ctrl-C to stop)
 	$(BIN)/marketpulse run $(ARGS)
 
 # The services are stopped on every exit (pytest failing, Ctrl-C too) and pytest's exit code is kept. When they

@@ -22,8 +22,10 @@ from rich.live import Live
 from rich.table import Table
 
 from marketpulse import __version__
+from marketpulse.api.cli import bench_api, keys_app, serve
 from marketpulse.clock import ReplayClock, parse_speed
 from marketpulse.config import Settings, load_settings
+from marketpulse.dashboard.cli import dashboard
 from marketpulse.errors import ConfigError, MarketPulseError
 from marketpulse.predict.cli import evaluate_price, train_app
 from marketpulse.services.cli import services_app
@@ -36,6 +38,10 @@ evaluate_app = typer.Typer(no_args_is_help=True, help="Evaluations on labelled d
 app.add_typer(evaluate_app, name="evaluate")
 app.add_typer(train_app, name="train")
 evaluate_app.command("price")(evaluate_price)
+app.command("serve")(serve)
+app.add_typer(keys_app, name="keys")
+bench_app.command("api")(bench_api)
+app.command("dashboard")(dashboard)
 err = Console(stderr=True)
 out = Console()
 
@@ -171,8 +177,15 @@ def run(
     as_json: Annotated[
         bool, typer.Option("--json", help="no live view; print the counters as JSON at the end")
     ] = False,
+    serve_api: Annotated[
+        bool | None, typer.Option("--api/--no-api", help="serve REST + WebSocket (default: on, off with --once)")
+    ] = None,
+    with_dashboard: Annotated[
+        bool | None, typer.Option("--dashboard/--no-dashboard", help="start the Streamlit dashboard (as --api)")
+    ] = None,
 ) -> None:
-    """The main job: the embedded pipeline replaying the bundled demo sample until Ctrl-C."""
+    """The main job: the embedded pipeline replaying the bundled demo sample, served by the API and the dashboard,
+    until Ctrl-C."""
     from marketpulse.demo import demo_sources
     from marketpulse.pipeline import Pipeline
 
@@ -198,8 +211,18 @@ def run(
     clock = ReplayClock(pace, max_gap_s=settings.run.max_gap_s, stop=stop)
     from marketpulse.predict.online import build_predictor
 
-    engine = LocalEngine(pipeline.bus, pipeline.online, pipeline.history, predictor=build_predictor(settings))
+    engine = LocalEngine(
+        pipeline.bus,
+        pipeline.online,
+        pipeline.history,
+        sentiment_model=settings.sentiment.model,
+        predictor=build_predictor(settings),
+    )
+    serving = _Serving(
+        settings, pipeline, engine, not once if serve_api is None else serve_api, with_dashboard, quiet=as_json
+    )
     try:
+        serving.start()
         if as_json:
             counters = pipeline.replay(sources, clock, after_emit=engine.drain)
             engine.drain()
@@ -221,10 +244,63 @@ def run(
                     out.print("[green]demo replay finished[/] — Ctrl-C to exit")
                     stop.wait()
     finally:
+        serving.stop()
         engine.close()
         pipeline.close()
     if as_json:
         print(json.dumps({"command": "run", **counters.as_dict(), "engine": engine.counters.as_dict()}))
+
+
+class _Serving:
+    """The API (background thread) and the dashboard (a Streamlit process) beside ``run``; either is skipped with a
+    one-line note when its extra is not installed or its port is taken — the pipeline runs regardless."""
+
+    def __init__(
+        self, settings: Settings, pipeline: Any, engine: Any, api: bool, dashboard: bool | None, quiet: bool
+    ) -> None:
+        self.settings, self.pipeline, self.engine, self.quiet = settings, pipeline, engine, quiet
+        self.want_api, self.want_dashboard = api, api if dashboard is None else dashboard
+        self.server: Any = None
+        self.dashboard: Any = None
+
+    def _note(self, message: str) -> None:
+        if not self.quiet:
+            err.print(message, highlight=False, soft_wrap=True)
+
+    def start(self) -> None:
+        if not self.want_api:
+            return
+        try:
+            from marketpulse.api.server import start_embedded
+
+            self.server, key = start_embedded(self.settings, self.pipeline, self.engine)
+        except ImportError as e:
+            self._note(f"API not started ({e}); install it with pip install -e '.[api]'")
+            return
+        except MarketPulseError as e:
+            self._note(f"API not started: {e}")
+            return
+        self._note(f"API       {self.server.url}/docs   key: {key or '(production: use your configured key)'}")
+        if not self.want_dashboard:
+            return
+        try:
+            from marketpulse.dashboard.launch import start_dashboard
+
+            log = Path(self.settings.data_dir) / "dashboard.log"
+            self.dashboard = start_dashboard(self.server.url, key or None, port=8501, log_path=log)
+        except ImportError as e:
+            self._note(f"dashboard not started ({e}); install it with pip install -e '.[dashboard]'")
+            return
+        except (MarketPulseError, OSError) as e:
+            self._note(f"dashboard not started: {e}")
+            return
+        self._note(f"dashboard {self.dashboard.url}")
+
+    def stop(self) -> None:
+        if self.dashboard is not None:
+            self.dashboard.stop()
+        if self.server is not None:
+            self.server.stop()  # before the pipeline closes: the hub consumes from its bus
 
 
 def _dashboard(pipeline: Any, c: Any, engine: Any) -> Table:

@@ -24,6 +24,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from marketpulse.api.config import ApiConfig
 from marketpulse.bus.kafka import KafkaBusConfig
 from marketpulse.bus.memory import MemoryBusConfig
 from marketpulse.clock import parse_speed
@@ -173,6 +174,7 @@ class Settings(BaseSettings):
     engine: EngineConfig = Field(default_factory=EngineConfig)
     sentiment: SentimentConfig = Field(default_factory=SentimentConfig)
     predict: PredictConfig = Field(default_factory=PredictConfig)
+    api: ApiConfig = Field(default_factory=ApiConfig)
     validation: ValidationConfig = Field(default_factory=ValidationConfig)
     replay: ReplayConfig = Field(default_factory=ReplayConfig)
     run: RunConfig = Field(default_factory=RunConfig)

@@ -21,9 +21,12 @@ runner = CliRunner()
         ["evaluate", "sentiment", "--help"],
         ["evaluate", "price", "--help"],
         ["train", "price", "--help"],
+        ["serve", "--help"],
+        ["dashboard", "--help"],
+        ["keys", "list", "--help"],
         *[
             ["bench", name, "--help"]
-            for name in ("ingest", "bus", "indicators", "bars", "engine", "sentiment", "predict")
+            for name in ("ingest", "bus", "indicators", "bars", "engine", "sentiment", "predict", "api")
         ],
         ["version"],
     ],

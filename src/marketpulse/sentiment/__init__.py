@@ -19,7 +19,12 @@ def _lexicon(**options: Any) -> SentimentModel:
     return LexiconModel(LexiconConfig(**options))
 
 
-MODELS: dict[str, Callable[..., SentimentModel]] = {"lexicon": _lexicon}
+def _auto(**options: Any) -> SentimentModel:
+    """The best model this installation can run: the lexicon until the transformer ensemble is available."""
+    return _lexicon(**options)
+
+
+MODELS: dict[str, Callable[..., SentimentModel]] = {"lexicon": _lexicon, "auto": _auto}
 """Model name → factory taking the model's config keys."""
 
 

@@ -1,0 +1,1 @@
+"""REST routes, thin: market data (``market``), derived views (``signals``), health and stats (``system``)."""
