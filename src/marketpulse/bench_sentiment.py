@@ -100,3 +100,56 @@ def bench_sentiment(n: int = 20_000, repeat: int = 3, data: Path | None = None) 
         "process_posts_texts_per_s": n / text_s,
         "process_posts_counts": dict(counts),
     }
+
+
+TWITTER = Path("twitter_financial_news_sentiment") / "sent_train.csv"
+
+
+def bench_transformer(
+    n: int = 3_000, batch: int = 64, batches: int = 40, data: Path | None = None, precision: str = "fp32"
+) -> dict[str, Any]:
+    """The transformer model on tweet-length texts (the Twitter financial news set when present, else the bench
+    texts): bulk texts/s over ``n`` texts in one call, and p50/p99 latency of ``batches`` calls of ``batch`` texts —
+    beside the lexicon model on the same texts in the same run."""
+    import time
+
+    import numpy as np
+
+    from marketpulse.sentiment.lexicon import LexiconModel
+    from marketpulse.sentiment.transformer import TransformerConfig, TransformerSentiment, usable_cpus
+
+    path = (data or DEFAULT_DATA) / TWITTER
+    if path.is_file():
+        from marketpulse.sentiment.evaluate import load_labelled
+
+        distinct, source = load_labelled(path)[0], str(path.name)
+    else:
+        distinct, source = bench_texts(data)
+    texts = (distinct * (n // max(len(distinct), 1) + 1))[:n]
+    model = TransformerSentiment(TransformerConfig(precision=precision))
+    lexicon = LexiconModel()
+    model.score(texts[:batch])  # warm-up (weights, kernels)
+    start = time.perf_counter()
+    model.score(texts)
+    bulk = time.perf_counter() - start
+    lex = _best(lambda: lexicon.score(texts), 2)
+    lat = []
+    for i in range(batches):
+        chunk = texts[(i * batch) % len(texts) :][:batch]
+        t0 = time.perf_counter()
+        model.score(chunk)
+        lat.append(time.perf_counter() - t0)
+    ms = np.array(lat) * 1e3
+    return {
+        "benchmark": "sentiment-transformer",
+        "texts": n,
+        "source": source,
+        "precision": precision,
+        "threads": usable_cpus(),
+        "transformer_texts_per_s": round(n / bulk),
+        "lexicon_texts_per_s": round(n / lex),
+        "ratio_vs_lexicon": round(lex / bulk, 4),
+        "batch": batch,
+        "batch_ms_p50": round(float(np.percentile(ms, 50)), 2),
+        "batch_ms_p99": round(float(np.percentile(ms, 99)), 2),
+    }

@@ -28,6 +28,7 @@ from marketpulse.config import Settings, load_settings
 from marketpulse.dashboard.cli import dashboard
 from marketpulse.errors import ConfigError, MarketPulseError
 from marketpulse.predict.cli import evaluate_price, train_app
+from marketpulse.sentiment.cli import train_sentiment
 from marketpulse.services.cli import services_app
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="MarketPulse: prices and talk, one signal.")
@@ -42,6 +43,7 @@ app.command("serve")(serve)
 app.add_typer(keys_app, name="keys")
 bench_app.command("api")(bench_api)
 app.command("dashboard")(dashboard)
+train_app.command("sentiment")(train_sentiment)
 err = Console(stderr=True)
 out = Console()
 
@@ -522,14 +524,29 @@ def bench_bars(
 
 @bench_app.command("sentiment")
 def bench_sentiment(
-    texts: Annotated[int, typer.Option(help="texts")] = 20_000,
+    texts: Annotated[int | None, typer.Option(help="texts (default 20,000 lexicon, 3,000 transformer)")] = None,
     repeat: Annotated[int, typer.Option(help="runs per figure (best kept)")] = 3,
+    model: Annotated[str, typer.Option("--model", help="lexicon | transformer")] = "lexicon",
+    precision: Annotated[str, typer.Option(help="transformer: fp32 | bf16 | int8")] = "fp32",
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Lexicon sentiment texts/s beside VADER alone on the same texts."""
+    """Lexicon texts/s beside VADER alone; or (``--model transformer``) transformer texts/s and batch latency beside
+    the lexicon on the same tweet-length texts."""
     from marketpulse.bench_sentiment import bench_sentiment as run_bench
+    from marketpulse.bench_sentiment import bench_transformer
 
-    _print_report(run_bench(texts, repeat), "bench sentiment", as_json)
+    if model not in ("lexicon", "transformer"):
+        _fail(f"--model {model!r}: allowed values are lexicon, transformer", 2)
+        return
+    try:
+        if model == "transformer":
+            report = bench_transformer(texts or 3_000, precision=precision)
+        else:
+            report = run_bench(texts or 20_000, repeat)
+    except MarketPulseError as e:
+        _fail(str(e), 2 if isinstance(e, ConfigError) else 1)
+        return
+    _print_report(report, "bench sentiment", as_json)
 
 
 @bench_app.command("engine")
@@ -569,10 +586,11 @@ def bench_predict(
 @evaluate_app.command("sentiment")
 def evaluate_sentiment(
     data: Annotated[Path, typer.Option("--data", help="PhraseBank sentence@label, text,label CSV, or StockEmotions")],
-    model: Annotated[str, typer.Option("--model", help="lexicon")] = "lexicon",
+    model: Annotated[str, typer.Option("--model", help="lexicon | transformer")] = "lexicon",
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Accuracy, macro-F1, per-class precision/recall and the confusion matrix, beside a majority baseline."""
+    """Accuracy, macro-F1, weighted F1, per-class precision/recall and the confusion matrix, beside a majority
+    baseline; for data that trained the transformer, its 10-fold cross-validated figures beside."""
     from marketpulse.sentiment.evaluate import run_evaluate
 
     try:

@@ -21,6 +21,7 @@ runner = CliRunner()
         ["evaluate", "sentiment", "--help"],
         ["evaluate", "price", "--help"],
         ["train", "price", "--help"],
+        ["train", "sentiment", "--help"],
         ["serve", "--help"],
         ["dashboard", "--help"],
         ["keys", "list", "--help"],

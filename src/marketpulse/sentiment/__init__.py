@@ -19,12 +19,19 @@ def _lexicon(**options: Any) -> SentimentModel:
     return LexiconModel(LexiconConfig(**options))
 
 
+def _transformer(**options: Any) -> SentimentModel:
+    from marketpulse.sentiment.transformer import build
+
+    return build(**options)
+
+
 def _auto(**options: Any) -> SentimentModel:
-    """The best model this installation can run: the lexicon until the transformer ensemble is available."""
+    """The engine's default: the lexicon until the calibrated lexicon + transformer ensemble lands (the transformer
+    alone is available as ``transformer``)."""
     return _lexicon(**options)
 
 
-MODELS: dict[str, Callable[..., SentimentModel]] = {"lexicon": _lexicon, "auto": _auto}
+MODELS: dict[str, Callable[..., SentimentModel]] = {"lexicon": _lexicon, "transformer": _transformer, "auto": _auto}
 """Model name → factory taking the model's config keys."""
 
 

@@ -165,4 +165,32 @@ def run_evaluate(data: Path, model: str = "lexicon") -> dict[str, Any]:
 
     texts, labels = load_labelled(Path(data))
     result = evaluate(build_sentiment_model(model), texts, labels)
-    return {"data": str(data), **result}
+    out = {"data": str(data), **result}
+    if model == "transformer":
+        cv = trained_on(Path(data))
+        if cv is not None:  # the figure above is in-sample: report the cross-validated one beside it, and say so
+            out["evaluation"] = "in-sample: this data trained the shipped head; see cross_validated"
+            out["cross_validated"] = cv
+        else:
+            out["evaluation"] = "out-of-sample: not in the shipped head's training data"
+    return out
+
+
+def trained_on(data: Path) -> dict[str, Any] | None:
+    """The 10-fold cross-validated figures the shipped transformer head's model card holds for ``data`` when that
+    file (or, for StockEmotions, its train/val files) trained the head; None otherwise."""
+    from marketpulse.sentiment.transformer import model_card
+
+    card = model_card()
+    metrics = card.get("metrics", {})
+    tail = "/".join(Path(data).resolve().parts[-2:])
+    if tail == "financial_phrasebank/Sentences_AllAgree.txt":
+        return metrics.get("phrasebank_allagree")
+    for entry in card.get("training_sets", []):
+        source = str(entry.get("source", ""))
+        if source.endswith(tail) or (
+            source.endswith("stockemotions/tweet") and tail in ("tweet/train_stockemo.csv", "tweet/val_stockemo.csv")
+        ):
+            found = metrics.get(entry.get("name"))
+            return dict(found) if isinstance(found, dict) else None
+    return None
