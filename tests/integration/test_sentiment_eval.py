@@ -150,3 +150,16 @@ def test_bench_sentiment_smoke() -> None:
     for key in ("lexicon_texts_per_s", "vader_texts_per_s", "ratio_vs_vader", "process_posts_texts_per_s"):
         assert r[key] > 0
     assert r["process_posts_counts"]["seen"] == 300
+
+
+FIQA = SHARED / "fiqa_semeval2017_financial_sentiment"
+
+
+@needs(FIQA / "FiQA_post.json")
+def test_fiqa_and_semeval_json_are_read_with_the_documented_thresholds() -> None:
+    texts, labels = load_labelled(FIQA / "FiQA_post.json")
+    assert len(texts) == len(labels) == 675 and set(labels) == set(LABELS)
+    heads, head_labels = load_labelled(FIQA / "SemEval2017Task5Headlines.json")
+    assert len(heads) == len(head_labels) > 1000 and set(head_labels) == set(LABELS)
+    report = run_evaluate(FIQA / "SemEval2017Task5Headlines.json", "lexicon")
+    assert {"accuracy", "macro_f1", "weighted_f1", "per_class"} <= set(report)

@@ -46,9 +46,15 @@ def _read(path: Path) -> bytes:
 
 
 def load_labelled(path: Path) -> tuple[list[str], list[str]]:
-    """``(texts, labels)`` from a PhraseBank, ``text,label`` or StockEmotions file (see the module docstring)."""
+    """``(texts, labels)`` from a PhraseBank, ``text,label`` or StockEmotions file, or the FiQA posts / SemEval-2017
+    headlines JSON (scores → labels at ±0.1, as the transformer's training; see the module docstring)."""
     path = Path(path)
     raw = _read(path)
+    if raw.lstrip()[:1] in (b"{", b"["):  # FiQA posts ({id: {...}}) or SemEval-2017 headlines ([{...}]) JSON
+        from marketpulse.sentiment.train import load_fiqa_posts, load_semeval_headlines
+
+        loaded = load_fiqa_posts(path) if raw.lstrip()[:1] == b"{" else load_semeval_headlines(path)
+        return list(loaded.texts), list(loaded.labels)
     first = raw.split(b"\n", 1)[0].strip().lower()
     header = [h.strip().strip('"') for h in first.decode("latin-1").split(",")]
     if "text" in header and "label" in header:
