@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from typing import Any
 
 import msgspec
 
@@ -22,6 +23,20 @@ from marketpulse.errors import MarketPulseError
 
 LABELS: tuple[str, str, str] = ("negative", "neutral", "positive")
 """Label order used everywhere (probabilities, confusion matrices)."""
+
+
+def safe_text(text: Any, max_chars: int) -> str:
+    """``text`` as a ``str`` every model can read: ``None`` → ``""``, other non-strings through ``str``, cut to
+    ``max_chars``, lone surrogates (not encodable as UTF-8) replaced by ``?``."""
+    if not isinstance(text, str):
+        text = "" if text is None else str(text)
+    text = text[:max_chars]
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            text = text.encode("utf-8", "replace").decode("utf-8")
+    return text
 
 
 class SentimentError(MarketPulseError):

@@ -41,7 +41,7 @@ from vaderSentiment.vaderSentiment import (  # type: ignore[import-untyped]
     SentiText,
 )
 
-from marketpulse.sentiment.base import Score, SentimentModel
+from marketpulse.sentiment.base import Score, SentimentModel, safe_text
 
 _LM_TOKEN = re.compile(r"[a-z]+")
 _STOP_FILES = ("Currencies.txt", "DatesandNumbers.txt", "Generic.txt", "Geographic.txt", "Names.txt")
@@ -178,18 +178,6 @@ def _analyzers() -> tuple[_FastVader, LMLexicon]:
     return _FastVader(), LMLexicon()
 
 
-def _safe(text: Any, max_chars: int) -> str:
-    if not isinstance(text, str):
-        text = "" if text is None else str(text)
-    text = text[:max_chars]
-    if not text.isascii():
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            text = text.encode("utf-8", "replace").decode("utf-8")
-    return text
-
-
 class LexiconModel(SentimentModel):
     """VADER + Loughran–McDonald, blended (see the module docstring). Thread-safe for reading; no state."""
 
@@ -205,7 +193,7 @@ class LexiconModel(SentimentModel):
         n = len(texts)
         v, pos, neg = np.empty(n), np.empty(n), np.empty(n)
         for i, raw in enumerate(texts):
-            text = _safe(raw, cap)
+            text = safe_text(raw, cap)
             v[i] = vader(text)["compound"]
             p, q, _ = lm(text)
             pos[i], neg[i] = p, q

@@ -52,7 +52,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from marketpulse.errors import MissingDependencyError
-from marketpulse.sentiment.base import LABELS, Score, SentimentError, SentimentModel
+from marketpulse.sentiment.base import LABELS, Score, SentimentError, SentimentModel, safe_text
 
 if TYPE_CHECKING:
     import torch
@@ -129,19 +129,10 @@ def torch_threads(n: int) -> Iterator[None]:
 
 
 def clean_text(text: Any, max_chars: int) -> str:
-    """A ``str`` the tokenizer accepts: non-strings converted, cut to ``max_chars``, lone surrogates replaced."""
-    if not isinstance(text, str):
-        if isinstance(text, bytes | bytearray):
-            text = bytes(text).decode("utf-8", "replace")
-        else:
-            text = "" if text is None else str(text)
-    text = text[:max_chars]
-    if not text.isascii():
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            text = text.encode("utf-8", "replace").decode("utf-8")
-    return text
+    """A ``str`` the tokenizer accepts: bytes decoded (invalid UTF-8 replaced), then :func:`safe_text`."""
+    if isinstance(text, bytes | bytearray):
+        text = bytes(text).decode("utf-8", "replace")
+    return safe_text(text, max_chars)
 
 
 def load_encoder(path: Path) -> tuple[Any, Any]:
