@@ -6,17 +6,7 @@ set -euo pipefail
 
 command -v chromium >/dev/null 2>&1 && exit 0
 
-if ! command -v apt-get >/dev/null 2>&1; then
-  echo "error: chromium is missing and there is no apt-get here; install Chromium yourself" >&2
-  exit 1
-fi
-sudo_cmd=()
-if [ "$(id -u)" -ne 0 ]; then
-  command -v sudo >/dev/null 2>&1 || { echo "error: need root or sudo to install chromium" >&2; exit 1; }
-  sudo_cmd=(sudo)
-fi
-echo "installing chromium (apt-get)" >&2
-export DEBIAN_FRONTEND=noninteractive
-"${sudo_cmd[@]}" apt-get update -qq
-"${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends chromium >/dev/null
+# shellcheck source=_apt.sh
+source "$(dirname "${BASH_SOURCE[0]}")/_apt.sh"
+apt_install "Chromium" chromium
 command -v chromium >/dev/null 2>&1 || { echo "error: chromium still missing after apt-get install" >&2; exit 1; }

@@ -24,19 +24,9 @@ command -v mvn >/dev/null 2>&1 || missing+=(maven)
 
 [ "${#missing[@]}" -eq 0 ] && exit 0
 
-if ! command -v apt-get >/dev/null 2>&1; then
-  echo "error: missing ${missing[*]} and no apt-get here; install Redis, Java 17+ and Maven yourself" >&2
-  exit 1
-fi
-sudo_cmd=()
-if [ "$(id -u)" -ne 0 ]; then
-  command -v sudo >/dev/null 2>&1 || { echo "error: need root or sudo to install ${missing[*]}" >&2; exit 1; }
-  sudo_cmd=(sudo)
-fi
-echo "installing ${missing[*]} (apt-get)" >&2
-export DEBIAN_FRONTEND=noninteractive
-"${sudo_cmd[@]}" apt-get update -qq
-"${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# shellcheck source=_apt.sh
+source "$(dirname "${BASH_SOURCE[0]}")/_apt.sh"
+apt_install "Redis, Java 17+ and Maven" "${missing[@]}"
 
 if [ "$(java_major)" -lt 17 ]; then
   echo "error: openjdk-17 is installed but \`java\` is still $(java_major); set JAVA_HOME to a Java 17+ or run" \
