@@ -586,11 +586,12 @@ def bench_predict(
 @evaluate_app.command("sentiment")
 def evaluate_sentiment(
     data: Annotated[Path, typer.Option("--data", help="PhraseBank sentence@label, text,label CSV, or StockEmotions")],
-    model: Annotated[str, typer.Option("--model", help="lexicon | transformer")] = "lexicon",
+    model: Annotated[str, typer.Option("--model", help="lexicon | transformer | ensemble | auto")] = "lexicon",
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Accuracy, macro-F1, weighted F1, per-class precision/recall and the confusion matrix, beside a majority
-    baseline; for data that trained the transformer, its 10-fold cross-validated figures beside."""
+    baseline. Texts that trained the transformer / ensemble are predicted out of fold (10-fold cross-validated),
+    and the report says how many."""
     from marketpulse.sentiment.evaluate import run_evaluate
 
     try:

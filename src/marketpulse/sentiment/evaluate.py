@@ -138,16 +138,20 @@ def _metrics(truth: Sequence[str], predicted: Sequence[str]) -> dict[str, Any]:
     }
 
 
-def evaluate(model: SentimentModel, texts: Sequence[str], labels: Sequence[str]) -> dict[str, Any]:
-    """Score ``texts`` with ``model`` and compare with ``labels`` (see the module docstring for the metrics; also
-    ``weighted_f1``: per-class F1 weighted by true support, as scikit-learn's ``average="weighted"``)."""
+def evaluate(
+    model: SentimentModel, texts: Sequence[str], labels: Sequence[str], predicted: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """Score ``texts`` with ``model`` (or take ``predicted``) and compare with ``labels`` (see the module docstring
+    for the metrics; also ``weighted_f1``: per-class F1 weighted by true support, as scikit-learn's
+    ``average="weighted"``)."""
     if len(texts) != len(labels):
         raise ValueError(f"{len(texts)} texts but {len(labels)} labels")
     unknown = set(labels) - set(LABELS)
     if unknown:
         raise ValueError(f"unknown labels {sorted(unknown)}: expected {', '.join(LABELS)}")
     start = time.perf_counter()
-    predicted = model.predict(texts)
+    if predicted is None:
+        predicted = model.predict(texts)
     elapsed = time.perf_counter() - start
     result: dict[str, Any] = {"model": model.name, "n": len(texts), **_metrics(labels, predicted)}
     counts = Counter(labels)
@@ -166,19 +170,87 @@ def evaluate(model: SentimentModel, texts: Sequence[str], labels: Sequence[str])
 
 
 def run_evaluate(data: Path, model: str = "lexicon") -> dict[str, Any]:
-    """Load ``data``, build the model called ``model``, evaluate; the dict the CLI prints (``--json``)."""
+    """Load ``data``, build the model called ``model``, evaluate; the dict the CLI prints (``--json``).
+
+    For a trained model (``transformer``, ``ensemble``) every text of ``data`` that was in the shipped head's
+    training sets is predicted **out of fold** (:func:`held_out_predictions`: by the cross-validation run that held
+    it out), the others by the shipped model; ``evaluation`` says how many of each, and ``in_sample`` keeps the
+    shipped model's own figures on the whole file for comparison."""
     from marketpulse.sentiment import build_sentiment_model
 
     texts, labels = load_labelled(Path(data))
-    result = evaluate(build_sentiment_model(model), texts, labels)
-    out = {"data": str(data), **result}
-    if model == "transformer":
-        cv = trained_on(Path(data))
-        if cv is not None:  # the figure above is in-sample: report the cross-validated one beside it, and say so
-            out["evaluation"] = "in-sample: this data trained the shipped head; see cross_validated"
+    built = build_sentiment_model(model)
+    start = time.perf_counter()
+    predicted = built.predict(texts)
+    elapsed = time.perf_counter() - start
+    held = held_out_predictions(built, texts)
+    if held is None:
+        out = {"data": str(data), **evaluate(built, texts, labels, predicted)}
+        cv = trained_on(Path(data)) if built.name == "transformer" else None
+        if cv is not None:  # no out-of-fold file: the model card's cross-validated figures for this training file
+            out["evaluation"] = "in-sample: this data trained the shipped head; see cross_validated (model card)"
             out["cross_validated"] = cv
-        else:
-            out["evaluation"] = "out-of-sample: not in the shipped head's training data"
+        elif built.name in ("transformer", "ensemble"):
+            out["evaluation"] = "out-of-sample, unless this data trained the head (no out-of-fold record to check)"
+        return _with_speed(out, len(texts), elapsed)
+    n_cv = sum(p is not None for p in held)
+    mixed = [h if h is not None else p for h, p in zip(held, predicted, strict=True)]
+    out = {"data": str(data), **evaluate(built, texts, labels, mixed)}
+    if n_cv:
+        inside = evaluate(built, texts, labels, predicted)
+        out["evaluation"] = (
+            f"{n_cv} of {len(texts)} texts trained the shipped model: they are predicted out of fold (10-fold "
+            f"cross-validated, the model retrained without them); the other {len(texts) - n_cv} are out-of-sample"
+        )
+        out["cross_validated_texts"] = n_cv
+        out["in_sample"] = {k: inside[k] for k in ("accuracy", "macro_f1", "weighted_f1")}
+    else:
+        out["evaluation"] = "out-of-sample: no text of this file trained the shipped model"
+    return _with_speed(out, len(texts), elapsed)
+
+
+def _with_speed(out: dict[str, Any], n: int, elapsed: float) -> dict[str, Any]:
+    out["texts_per_s"] = n / elapsed if elapsed > 0 else None
+    return out
+
+
+def held_out_predictions(model: SentimentModel, texts: Sequence[str]) -> list[str | None] | None:
+    """Per text, the label the shipped ``transformer`` / ``ensemble`` gives it **out of fold** when the text was in
+    its training sets (``None`` for the other texts); ``None`` overall for other models, a configured head that is
+    not the shipped one, or a head without a saved cross-validation (``minilm_fin_head.oof.npz``)."""
+    import numpy as np
+
+    from marketpulse.sentiment.ensemble import EnsembleSentiment
+    from marketpulse.sentiment.transformer import TransformerSentiment
+
+    if isinstance(model, EnsembleSentiment):
+        shipped = model.config.head is None and model.config.stacker is None
+    elif isinstance(model, TransformerSentiment):
+        shipped = model.config.head is None
+    else:
+        return None
+    from marketpulse.sentiment.train import OOF_FILE, OutOfFold, text_keys
+    from marketpulse.sentiment.transformer import assets_dir
+
+    path = assets_dir() / OOF_FILE
+    if not shipped or not path.is_file():
+        return None
+    oof = OutOfFold.load(path)
+    row_of = {int(k): i for i, k in enumerate(oof.keys.tolist())}
+    rows = np.array([row_of.get(int(k), -1) for k in text_keys(texts).tolist()], dtype=np.int64)
+    usable = rows >= 0
+    usable[usable] = (oof.fold[rows[usable]] >= 0) & np.isfinite(oof.logits[rows[usable]]).all(axis=1)
+    out: list[str | None] = [None] * len(texts)
+    if isinstance(model, EnsembleSentiment):
+        fold_of = np.where(usable, oof.fold[np.maximum(rows, 0)], -1)
+        for k in sorted(set(fold_of[usable].tolist())):
+            idx = np.flatnonzero(fold_of == k)
+            p = model.probabilities([texts[i] for i in idx.tolist()], logits=oof.logits[rows[idx]], fold=int(k))
+            for i, label in zip(idx.tolist(), p.argmax(axis=1).tolist(), strict=True):
+                out[i] = LABELS[label]
+    else:
+        for i in np.flatnonzero(usable).tolist():
+            out[i] = LABELS[int(oof.logits[rows[i]].argmax())]
     return out
 
 

@@ -55,7 +55,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from marketpulse.errors import ConfigError, SourceError
-from marketpulse.sentiment.base import LABELS
+from marketpulse.sentiment.base import LABELS, SentimentError
 from marketpulse.sentiment.evaluate import _metrics, load_labelled
 from marketpulse.sentiment.transformer import (
     BUNDLED_ENCODER,
@@ -72,6 +72,7 @@ from marketpulse.sentiment.transformer import (
     pool,
     require_ml,
     torch_threads,
+    truncate_encoder,
     usable_cpus,
 )
 
@@ -83,6 +84,7 @@ log = logging.getLogger(__name__)
 FIQA_NEGATIVE_BELOW = -0.1
 FIQA_POSITIVE_FROM = 0.1
 LABEL_INDEX = {label: i for i, label in enumerate(LABELS)}
+OOF_FILE = "minilm_fin_head.oof.npz"
 
 DEFAULT_PATHS = {
     "phrasebank": "financial_phrasebank/Sentences_50Agree.txt",
@@ -106,7 +108,10 @@ class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     encoder: Path | None = Field(None, description="local Hugging Face folder; None = bundled all-MiniLM-L6-v2")
-    finetune_layers: int = Field(2, ge=0, le=4, description="top encoder layers trained (0 = linear head only)")
+    encoder_layers: int | None = Field(
+        None, ge=1, description="keep only the encoder's first k layers (a faster, shallower model); None = all"
+    )
+    finetune_layers: int = Field(2, ge=0, le=12, description="top encoder layers trained (0 = linear head only)")
     epochs: int = Field(2, ge=1, le=50)
     lr: float = Field(1.5e-4, gt=0, description="peak learning rate of the one-cycle schedule")
     head_lr: float | None = Field(None, gt=0, description="peak learning rate of the linear head; None = lr")
@@ -293,6 +298,11 @@ class Trainer:
         self.config = config
         self.encoder_path = Path(config.encoder) if config.encoder else bundled_encoder_path()
         self.tokenizer, self.model = load_encoder(self.encoder_path)
+        if config.encoder_layers is not None:
+            try:
+                truncate_encoder(self.model, config.encoder_layers)
+            except SentimentError as e:
+                raise ConfigError(f"--encoder-layers {config.encoder_layers}: {e}") from e
         self.hidden = int(self.model.config.hidden_size)
         n_layers = int(getattr(self.model.config, "num_hidden_layers", 0))
         layers = getattr(getattr(self.model, "encoder", None), "layer", None)
@@ -490,6 +500,55 @@ def _set_report(s: LabelledSet, truth: np.ndarray, logits: np.ndarray) -> dict[s
     return report
 
 
+def text_keys(texts: Sequence[str]) -> np.ndarray:
+    """A 64-bit key per text (blake2b of its UTF-8 bytes): joins saved out-of-fold rows back to their texts."""
+    import hashlib
+
+    return np.array(
+        [int.from_bytes(hashlib.blake2b(t.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little")
+         for t in texts],
+        dtype=np.uint64,
+    )  # fmt: skip
+
+
+@dataclass
+class OutOfFold:
+    """Cross-validated logits of every pooled training text (what a stacker may be fitted on without leakage).
+
+    ``logits[i]`` came from the training run that held text ``i`` out (NaN when it never was); ``fold[i]`` is that
+    run (-1: always trained on); ``owner[i]`` indexes ``sets``; ``keys`` are :func:`text_keys` of the texts."""
+
+    logits: np.ndarray
+    labels: np.ndarray
+    fold: np.ndarray
+    owner: np.ndarray
+    sets: list[str]
+    keys: np.ndarray
+
+    def save(self, path: Path) -> None:
+        np.savez_compressed(
+            path,
+            logits=self.logits.astype(np.float32),
+            labels=self.labels.astype(np.int8),
+            fold=self.fold.astype(np.int8),
+            owner=self.owner.astype(np.int8),
+            sets=np.array(self.sets),
+            keys=self.keys,
+        )
+
+    @classmethod
+    def load(cls, path: Path) -> OutOfFold:
+        with np.load(path) as z:
+            return cls(
+                z["logits"].astype(np.float64),
+                z["labels"].astype(np.int64),
+                z["fold"].astype(np.int64),
+                z["owner"].astype(np.int64),
+                [str(x) for x in z["sets"]],
+                z["keys"],
+            )
+
+
 @dataclass(frozen=True)
 class _Job:
     """One training run: fit on ``train_rows``, predict ``test_rows`` (a CV fold) and/or return the head."""
@@ -606,7 +665,9 @@ def cross_validate_sets(
     """k-fold CV over the pooled ``sets`` (fold k of every set in ``evaluate_on`` — default all — held out together;
     the sets not in ``evaluate_on`` are always trained on). ``allagree``: a PhraseBank AllAgree file whose sentences
     are scored from the ``phrasebank`` set's out-of-fold predictions."""
-    report, _ = _cross_validate(sets, folds, config or TrainConfig(), evaluate_on, allagree, trainer, encoded, progress)
+    report, _, _ = _cross_validate(
+        sets, folds, config or TrainConfig(), evaluate_on, allagree, trainer, encoded, progress
+    )
     return report
 
 
@@ -620,8 +681,9 @@ def _cross_validate(
     encoded: Encoded | None,
     progress: Callable[[str], None] | None,
     final: bool = False,
-) -> tuple[dict[str, Any], dict[str, np.ndarray] | None]:
-    """CV report (``folds`` ≥ 2; 0 = none) and, with ``final``, the head trained on everything (same job pool)."""
+) -> tuple[dict[str, Any], dict[str, np.ndarray] | None, OutOfFold]:
+    """CV report (``folds`` ≥ 2; 0 = none), with ``final`` the head trained on everything (same job pool), and the
+    out-of-fold logits (NaN rows for texts never held out)."""
     trainer = trainer or Trainer(config)
     texts, labels, owner = _pooled(sets)
     names = [s.name for s in sets]
@@ -656,8 +718,9 @@ def _cross_validate(
         "seconds_training": round(time.perf_counter() - start, 1),
         "seconds_per_job": {key: round(r[3], 1) for key, r in results.items()},
     }
+    held_out = OutOfFold(oof, labels, fold, owner, names, text_keys(texts))
     if not folds:
-        return report, head
+        return report, head, held_out
     for k, s in enumerate(sets):
         if s.name not in targets:
             continue
@@ -667,7 +730,7 @@ def _cross_validate(
         report["datasets"][s.name] = entry
         if s.name == "phrasebank" and allagree is not None and Path(allagree).is_file():
             report["datasets"]["phrasebank_allagree"] = _allagree_report(s, labels[rows], oof[rows], allagree, folds)
-    return report, head
+    return report, head, held_out
 
 
 def _allagree_report(pb: LabelledSet, truth: np.ndarray, oof: np.ndarray, allagree: Path, folds: int) -> dict[str, Any]:
@@ -765,7 +828,7 @@ def train(
     enc = trainer.encode(texts, progress)
     seconds_encode = time.perf_counter() - started
     allagree = paths.get("phrasebank_allagree") or Path(data) / DEFAULT_PATHS["phrasebank_allagree"]
-    cv_report, head = _cross_validate(sets, folds, config, None, allagree, trainer, enc, progress, final=True)
+    cv_report, head, held_out = _cross_validate(sets, folds, config, None, allagree, trainer, enc, progress, final=True)
     cv = cv_report if folds else None
     assert head is not None
     out.mkdir(parents=True, exist_ok=True)
@@ -779,6 +842,7 @@ def train(
         "pooling": "mean+cls of the last layer",
         "labels": ",".join(LABELS),
         "max_length": str(config.max_length),
+        "encoder_layers": str(trainer.cut + config.finetune_layers),
     }
     import torch
     from safetensors.torch import save_file
@@ -811,6 +875,13 @@ def train(
     card_json.write_text(json.dumps(_card(report), indent=1) + "\n", encoding="utf-8")
     card_md = out / CARD_FILE
     card_md.write_text(render_card(_card(report)), encoding="utf-8")
+    if folds:  # the stacker of the lexicon + transformer ensemble, fitted on these out-of-fold logits
+        from marketpulse.sentiment.train_ensemble import write_ensemble
+
+        held_out.save(out / OOF_FILE)
+        report["ensemble"] = write_ensemble(sets, held_out, out, allagree)["metrics"]
+    else:
+        (out / OOF_FILE).unlink(missing_ok=True)  # an old file would not belong to this head
     return TrainResult(head_path, card_md, report)
 
 
@@ -846,7 +917,12 @@ def _card(report: dict[str, Any]) -> dict[str, Any]:
         if report["encoder"] == BUNDLED_ENCODER
         else report["encoder_path"],
         "architecture": (
-            f"encoder with its top {report['config']['finetune_layers']} layer(s) fine-tuned (stored fp16 in the "
+            (
+                f"the encoder's first {report['config']['encoder_layers']} layers only; "
+                if report["config"].get("encoder_layers")
+                else ""
+            )
+            + f"encoder with its top {report['config']['finetune_layers']} layer(s) fine-tuned (stored fp16 in the "
             "head file), linear head over [mean-pool, CLS] of the last layer → 3 logits → softmax"
         ),
         "labels": list(LABELS),

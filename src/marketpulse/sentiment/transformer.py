@@ -157,6 +157,22 @@ def load_encoder(path: Path) -> tuple[Any, Any]:
     return tokenizer, model
 
 
+def truncate_encoder(model: Any, layers: int) -> Any:
+    """Keep the first ``layers`` transformer layers of a BERT-style ``model`` (in place; returned): a shallower,
+    faster encoder whose embeddings and lower layers are the pretrained ones (the student of a smaller head)."""
+    stack = getattr(getattr(model, "encoder", None), "layer", None)
+    if stack is None:
+        raise SentimentError(f"{type(model).__name__} is not BERT-style (model.encoder.layer): cannot drop layers")
+    if not 1 <= layers <= len(stack):
+        raise SentimentError(f"encoder has {len(stack)} layers, cannot keep {layers}")
+    if layers < len(stack):
+        import torch
+
+        model.encoder.layer = torch.nn.ModuleList(list(stack)[:layers])
+        model.config.num_hidden_layers = layers
+    return model
+
+
 def pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """``[mean over real tokens, first ([CLS]) token]`` of ``hidden`` (batch, tokens, width) → (batch, 2 width)."""
     import torch
@@ -184,6 +200,7 @@ class HeadMeta:
     max_length: int
     labels: tuple[str, ...]
     extra: dict[str, str]
+    encoder_layers: int | None = None  # None: every layer of the encoder
 
 
 def read_head(path: Path) -> tuple[dict[str, torch.Tensor], HeadMeta]:
@@ -210,6 +227,7 @@ def read_head(path: Path) -> tuple[dict[str, torch.Tensor], HeadMeta]:
             max_length=int(meta.get("max_length", "128")),
             labels=tuple(meta.get("labels", ",".join(LABELS)).split(",")),
             extra=meta,
+            encoder_layers=int(meta["encoder_layers"]) if meta.get("encoder_layers") else None,
         )
     except (KeyError, ValueError) as e:
         raise SentimentError(f"{path}: head metadata unreadable ({e})") from e
@@ -228,6 +246,8 @@ class _Runtime:
 
         self.tokenizer, model = load_encoder(encoder_path)
         tensors, meta = read_head(head_path)
+        if meta.encoder_layers is not None:  # a head trained on the first k layers runs on those k only
+            truncate_encoder(model, meta.encoder_layers)
         hidden = int(getattr(model.config, "hidden_size", -1))
         if hidden != meta.hidden_size:
             raise SentimentError(
