@@ -106,17 +106,25 @@ TWITTER = Path("twitter_financial_news_sentiment") / "sent_train.csv"
 
 
 def bench_transformer(
-    n: int = 3_000, batch: int = 64, batches: int = 40, data: Path | None = None, precision: str = "fp32"
+    n: int = 3_000,
+    batch: int = 64,
+    batches: int = 40,
+    data: Path | None = None,
+    precision: str | None = None,
+    model: str = "transformer",
 ) -> dict[str, Any]:
-    """The transformer model on tweet-length texts (the Twitter financial news set when present, else the bench
-    texts): bulk texts/s over ``n`` texts in one call, and p50/p99 latency of ``batches`` calls of ``batch`` texts —
-    beside the lexicon model on the same texts in the same run."""
+    """A trained model (``transformer``, ``transformer-fast`` or ``ensemble``) on tweet-length texts (the Twitter
+    financial news set when present, else the bench texts): bulk texts/s over ``n`` texts in one call, and p50/p99
+    latency of ``batches`` calls of ``batch`` texts — beside the lexicon model on the same texts in the same run.
+    ``precision`` (default: the model's own) other than fp32 also reports how many of the first 1,000 texts get the
+    same label as in fp32."""
     import time
 
     import numpy as np
 
+    from marketpulse.sentiment import build_sentiment_model
     from marketpulse.sentiment.lexicon import LexiconModel
-    from marketpulse.sentiment.transformer import TransformerConfig, TransformerSentiment, usable_cpus
+    from marketpulse.sentiment.transformer import usable_cpus
 
     path = (data or DEFAULT_DATA) / TWITTER
     if path.is_file():
@@ -126,25 +134,29 @@ def bench_transformer(
     else:
         distinct, source = bench_texts(data)
     texts = (distinct * (n // max(len(distinct), 1) + 1))[:n]
-    model = TransformerSentiment(TransformerConfig(precision=precision))
+    options = {} if precision is None else {"precision": precision}
+    scorer = build_sentiment_model(model, **options)
+    inner = getattr(scorer, "transformer", scorer)
+    resolved = str(getattr(inner, "precision", precision or "fp32"))
     lexicon = LexiconModel()
-    model.score(texts[:batch])  # warm-up (weights, kernels)
+    scorer.score(texts[:batch])  # warm-up (weights, kernels)
     start = time.perf_counter()
-    model.score(texts)
+    scores = scorer.score(texts)
     bulk = time.perf_counter() - start
     lex = _best(lambda: lexicon.score(texts), 2)
     lat = []
     for i in range(batches):
         chunk = texts[(i * batch) % len(texts) :][:batch]
         t0 = time.perf_counter()
-        model.score(chunk)
+        scorer.score(chunk)
         lat.append(time.perf_counter() - t0)
     ms = np.array(lat) * 1e3
-    return {
+    report: dict[str, Any] = {
         "benchmark": "sentiment-transformer",
+        "model": model,
         "texts": n,
         "source": source,
-        "precision": precision,
+        "precision": resolved,
         "threads": usable_cpus(),
         "transformer_texts_per_s": round(n / bulk),
         "lexicon_texts_per_s": round(n / lex),
@@ -153,3 +165,10 @@ def bench_transformer(
         "batch_ms_p50": round(float(np.percentile(ms, 50)), 2),
         "batch_ms_p99": round(float(np.percentile(ms, 99)), 2),
     }
+    if resolved != "fp32":
+        check = texts[:1_000]
+        exact = build_sentiment_model(model, precision="fp32").predict(check)
+        report["labels_agree_with_fp32"] = round(
+            sum(a == s.label for a, s in zip(exact, scores[: len(check)], strict=True)) / len(check), 4
+        )
+    return report

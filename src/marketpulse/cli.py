@@ -526,21 +526,29 @@ def bench_bars(
 def bench_sentiment(
     texts: Annotated[int | None, typer.Option(help="texts (default 20,000 lexicon, 3,000 transformer)")] = None,
     repeat: Annotated[int, typer.Option(help="runs per figure (best kept)")] = 3,
-    model: Annotated[str, typer.Option("--model", help="lexicon | transformer")] = "lexicon",
-    precision: Annotated[str, typer.Option(help="transformer: fp32 | bf16 | int8")] = "fp32",
+    model: Annotated[
+        str, typer.Option("--model", help="lexicon | transformer | transformer-fast | ensemble")
+    ] = "lexicon",
+    precision: Annotated[
+        str | None, typer.Option(help="trained models: fp32 | bf16 | int8 | auto [default: the model's own]")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Lexicon texts/s beside VADER alone; or (``--model transformer``) transformer texts/s and batch latency beside
-    the lexicon on the same tweet-length texts."""
+    """Lexicon texts/s beside VADER alone; or (a trained ``--model``) its texts/s and batch latency beside the
+    lexicon on the same tweet-length texts."""
     from marketpulse.bench_sentiment import bench_sentiment as run_bench
     from marketpulse.bench_sentiment import bench_transformer
 
-    if model not in ("lexicon", "transformer"):
-        _fail(f"--model {model!r}: allowed values are lexicon, transformer", 2)
+    trained = ("transformer", "transformer-fast", "ensemble")
+    if model not in ("lexicon", *trained):
+        _fail(f"--model {model!r}: allowed values are lexicon, {', '.join(trained)}", 2)
+        return
+    if precision not in (None, "fp32", "bf16", "int8", "auto"):
+        _fail(f"--precision {precision!r}: allowed values are fp32, bf16, int8, auto", 2)
         return
     try:
-        if model == "transformer":
-            report = bench_transformer(texts or 3_000, precision=precision)
+        if model in trained:
+            report = bench_transformer(texts or 3_000, precision=precision, model=model)
         else:
             report = run_bench(texts or 20_000, repeat)
     except MarketPulseError as e:

@@ -67,7 +67,7 @@ class SentimentConfig(_Section):
     """The engine's sentiment model. ``auto``: the calibrated lexicon + transformer ensemble when the ``ml`` extra
     is installed, the lexicon alone otherwise."""
 
-    model: Literal["auto", "lexicon", "transformer", "ensemble"] = "auto"
+    model: Literal["auto", "lexicon", "transformer", "transformer-fast", "ensemble"] = "auto"
     encoder_path: Path | None = Field(
         None, description="a local Hugging Face model folder for the transformer (default: the bundled MiniLM)"
     )

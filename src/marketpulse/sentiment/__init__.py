@@ -1,6 +1,7 @@
 """Sentiment: the ``SentimentModel`` seam, the embedded lexicon model, per-symbol aggregation and evaluation.
 
 Models are chosen by name (``lexicon``: VADER + Loughran–McDonald; ``transformer``: fine-tuned MiniLM;
+``transformer-fast``: its shallow variant, bf16 where the CPU has it;
 ``ensemble``: both through a calibrated stacker; ``auto``: the ensemble when the ``ml`` extra is installed, else
 the lexicon) through
 :func:`build_sentiment_model`; the pipeline talks only to :class:`~marketpulse.sentiment.base.SentimentModel`.
@@ -54,9 +55,16 @@ def _auto(**options: Any) -> SentimentModel:
     return _ensemble(**options) if ensemble_available() else _lexicon(**options)
 
 
+def _transformer_fast(**options: Any) -> SentimentModel:
+    from marketpulse.sentiment.transformer import build
+
+    return build(**{"variant": "fast", "precision": "auto", **options})
+
+
 MODELS: dict[str, Callable[..., SentimentModel]] = {
     "lexicon": _lexicon,
     "transformer": _transformer,
+    "transformer-fast": _transformer_fast,
     "ensemble": _ensemble,
     "auto": _auto,
 }

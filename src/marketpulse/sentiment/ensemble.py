@@ -29,7 +29,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -157,7 +157,9 @@ class EnsembleConfig(BaseModel):
     encoder: Path | None = Field(None, description="local Hugging Face model folder; None = the bundled MiniLM")
     head: Path | None = Field(None, description="head file; None = the shipped head")
     threads: int | None = Field(None, ge=1, description="torch threads while scoring; None = usable CPUs")
-    precision: Precision = Field("fp32", description="the transformer's precision: fp32 | bf16 | int8")
+    precision: Precision | Literal["auto"] = Field(
+        "fp32", description="the transformer's precision: fp32 | bf16 | int8 | auto (bf16 where native)"
+    )
 
 
 @dataclass(frozen=True)
@@ -191,16 +193,15 @@ class EnsembleSentiment(SentimentModel):
     def __init__(self, config: EnsembleConfig | None = None) -> None:
         from marketpulse.sentiment.lexicon import LexiconModel
         from marketpulse.sentiment.transformer import (
-            HEAD_FILE,
             TransformerConfig,
             TransformerSentiment,
-            assets_dir,
             file_sha256,
+            shipped_head,
         )
 
         self.config = c = config or EnsembleConfig()
-        head = Path(c.head) if c.head else assets_dir() / HEAD_FILE
-        self.stackers = read_stacker(Path(c.stacker) if c.stacker else assets_dir() / ENSEMBLE_JSON)
+        head = Path(c.head) if c.head else shipped_head()
+        self.stackers = read_stacker(Path(c.stacker) if c.stacker else shipped_head().parent / ENSEMBLE_JSON)
         if self.stackers.head_sha256 and self.stackers.head_sha256 != file_sha256(head):
             raise SentimentError(
                 f"the stacker was fitted for head sha256 {self.stackers.head_sha256[:12]}…, not {head.name} "

@@ -186,7 +186,7 @@ def run_evaluate(data: Path, model: str = "lexicon") -> dict[str, Any]:
     held = held_out_predictions(built, texts)
     if held is None:
         out = {"data": str(data), **evaluate(built, texts, labels, predicted)}
-        cv = trained_on(Path(data)) if built.name == "transformer" else None
+        cv = trained_on(Path(data)) if built.name == "transformer" and not _fast(built) else None
         if cv is not None:  # no out-of-fold file: the model card's cross-validated figures for this training file
             out["evaluation"] = "in-sample: this data trained the shipped head; see cross_validated (model card)"
             out["cross_validated"] = cv
@@ -207,6 +207,10 @@ def run_evaluate(data: Path, model: str = "lexicon") -> dict[str, Any]:
     else:
         out["evaluation"] = "out-of-sample: no text of this file trained the shipped model"
     return _with_speed(out, len(texts), elapsed)
+
+
+def _fast(model: SentimentModel) -> bool:
+    return getattr(getattr(model, "config", None), "variant", "accurate") != "accurate"
 
 
 def _with_speed(out: dict[str, Any], n: int, elapsed: float) -> dict[str, Any]:
@@ -230,9 +234,10 @@ def held_out_predictions(model: SentimentModel, texts: Sequence[str]) -> list[st
     else:
         return None
     from marketpulse.sentiment.train import OOF_FILE, OutOfFold, text_keys
-    from marketpulse.sentiment.transformer import assets_dir
+    from marketpulse.sentiment.transformer import shipped_head
 
-    path = assets_dir() / OOF_FILE
+    variant = model.transformer.config.variant if isinstance(model, EnsembleSentiment) else model.config.variant
+    path = shipped_head(variant).parent / OOF_FILE
     if not shipped or not path.is_file():
         return None
     oof = OutOfFold.load(path)
