@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from marketpulse.sentiment.reliability import (
+from marketpulse.sentiment.reliability_report import (
     DEFAULT_SPLITS,
     STOCKNET_SOURCE,
     STOCKTWITS_SOURCE,

@@ -18,11 +18,10 @@ import pytest
 from marketpulse.events import SentimentScore
 from marketpulse.sentiment.aggregate import AggregateConfig, SentimentAggregator, aggregate_scores
 from marketpulse.sentiment.base import Score, SentimentModel
-from marketpulse.sentiment.reliability import (
+from marketpulse.sentiment.reliability import ReliabilityConfig, SourceReliability
+from marketpulse.sentiment.reliability_report import (
     STOCKNET_SOURCE,
     STOCKTWITS_SOURCE,
-    ReliabilityConfig,
-    SourceReliability,
     _t_two_sided,
     learn_reliability,
 )
