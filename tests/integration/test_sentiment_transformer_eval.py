@@ -85,4 +85,57 @@ def test_stockemotions_direction_beats_chance(shared_data: Path) -> None:
     texts, labels = load_labelled(path)
     scores = TransformerSentiment().score(texts[:300])
     right = sum((s.positive >= s.negative) == (y == "positive") for s, y in zip(scores, labels[:300], strict=True))
-    assert right / 300 > 0.6, "positive-vs-negative direction on StockEmotions (in-sample for the shipped head)"
+    assert right / 300 > 0.6, "positive-vs-negative direction on StockEmotions (out-of-sample: not trained on)"
+
+
+def test_evaluate_predicts_training_texts_out_of_fold(phrasebank: Path, tmp_path: Path) -> None:
+    """Any file whose texts trained the shipped head is scored out of fold: a PhraseBank subset's figure equals the
+    saved out-of-fold logits' own, computed here independently; novel texts are out-of-sample and counted so."""
+    import numpy as np
+
+    from marketpulse.sentiment.base import LABELS
+    from marketpulse.sentiment.evaluate import run_evaluate
+    from marketpulse.sentiment.train import OOF_FILE, OutOfFold, text_keys
+    from marketpulse.sentiment.transformer import assets_dir
+
+    texts, labels = _subset(phrasebank, 250, 3)
+    novel = ["Quarterly revenue of the fictional Zyxwv Corp doubled.", "Zyxwv Corp lost its main customer."]
+    path = tmp_path / "mixed.txt"
+    rows = [f"{t}@{y}" for t, y in zip(texts, labels, strict=True)] + [f"{novel[0]}@positive", f"{novel[1]}@negative"]
+    path.write_bytes("\n".join(rows).encode("latin-1"))
+
+    report = run_evaluate(path, "transformer")
+    assert report["cross_validated_texts"] == 250 and report["n"] == 252
+    assert "250 of 252" in report["evaluation"] and "in_sample" in report
+    oof = OutOfFold.load(assets_dir() / OOF_FILE)
+    where = {int(k): i for i, k in enumerate(oof.keys.tolist())}
+    picked = [LABELS[int(oof.logits[where[int(k)]].argmax())] for k in text_keys(texts).tolist()]
+    scores = TransformerSentiment().score(novel)
+    expected = sum(p == y for p, y in zip(picked, labels, strict=True)) + sum(
+        s.label == y for s, y in zip(scores, ("positive", "negative"), strict=True)
+    )
+    assert report["accuracy"] == pytest.approx(expected / 252)
+    assert report["in_sample"]["accuracy"] > report["accuracy"], "in-sample flatters: that is why it is not reported"
+    assert np.isfinite(oof.logits[oof.fold >= 0]).all()
+
+    ensemble = run_evaluate(path, "ensemble")
+    assert ensemble["cross_validated_texts"] == 250 and ensemble["model"] == "ensemble"
+    assert abs(ensemble["accuracy"] - report["accuracy"]) < 0.05
+
+
+def test_shipped_ensemble_figures_match_its_card_on_twitter(shared_data: Path) -> None:
+    """The shipped stacker's nested out-of-fold figures are reproduced by `evaluate` on the Twitter file."""
+    import json
+
+    from marketpulse.sentiment.ensemble import ENSEMBLE_JSON
+    from marketpulse.sentiment.evaluate import run_evaluate
+    from marketpulse.sentiment.transformer import assets_dir
+
+    path = shared_data / "twitter_financial_news_sentiment" / "sent_train.csv"
+    if not path.is_file():
+        pytest.skip(f"shared data file not found: {path}")
+    card = json.loads((assets_dir() / ENSEMBLE_JSON).read_text())
+    report = run_evaluate(path, "ensemble")
+    assert report["cross_validated_texts"] == report["n"] == card["metrics"]["twitter"]["n"]
+    assert report["weighted_f1"] == pytest.approx(card["metrics"]["twitter"]["ensemble"]["weighted_f1"], abs=1e-9)
+    assert card["calibration"]["ensemble"]["ece"] < card["calibration"]["transformer"]["ece"]

@@ -14,7 +14,9 @@ def test_training_files_map_to_their_cross_validated_figures(tmp_path: Path) -> 
     assert pb is not None and pb == card["metrics"]["phrasebank"] and "cross-validated" in pb["evaluation"]
     allagree = trained_on(Path("x/financial_phrasebank/Sentences_AllAgree.txt"))
     assert allagree is not None and allagree["n"] == card["metrics"]["phrasebank_allagree"]["n"]
-    assert trained_on(Path("x/stockemotions/tweet/train_stockemo.csv")) is not None
+    trained_sets = {s["name"] for s in card["training_sets"]}
+    stockemotions = trained_on(Path("x/stockemotions/tweet/train_stockemo.csv"))
+    assert (stockemotions is not None) == ("stockemotions" in trained_sets)
     assert trained_on(Path("x/stockemotions/tweet/test_stockemo.csv")) is None, "held-out test file: out of sample"
     assert trained_on(tmp_path / "mine.csv") is None
 

@@ -22,6 +22,7 @@ out = Console()
 err = Console(stderr=True)
 
 SETS = ("phrasebank", "twitter", "fiqa", "stockemotions")
+DEFAULT_SETS = ("phrasebank", "twitter", "fiqa")  # = train.DEFAULT_INCLUDE (not imported: torch-free CLI import)
 
 
 def _fail(error: Exception) -> None:
@@ -50,7 +51,7 @@ def train_sentiment(
     ] = None,
     include: Annotated[
         str, typer.Option(help="comma-separated training sets: phrasebank,twitter,fiqa,stockemotions")
-    ] = ",".join(SETS),
+    ] = ",".join(DEFAULT_SETS),
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="where the head and model card go [default: the package assets]")
     ] = None,
@@ -61,9 +62,9 @@ def train_sentiment(
     encoder_layers: Annotated[
         int | None, typer.Option(help="keep the encoder's first k layers only (faster model) [default: all]")
     ] = None,
-    finetune_layers: Annotated[int, typer.Option(help="top encoder layers fine-tuned (0 = linear head only)")] = 2,
-    epochs: Annotated[int, typer.Option(help="epochs per training run")] = 2,
-    lr: Annotated[float, typer.Option(help="peak learning rate")] = 1.5e-4,
+    finetune_layers: Annotated[int, typer.Option(help="top encoder layers fine-tuned (0 = linear head only)")] = 4,
+    epochs: Annotated[int, typer.Option(help="epochs per training run")] = 3,
+    lr: Annotated[float, typer.Option(help="peak learning rate")] = 1e-4,
     stockemotions_max: Annotated[int, typer.Option(help="StockEmotions posts sampled (-1 = all)")] = 2000,
     seed: Annotated[int, typer.Option(help="seed of sampling, folds and training")] = 2024,
     threads: Annotated[int | None, typer.Option(help="torch threads per training job [default: CPUs/workers]")] = None,
