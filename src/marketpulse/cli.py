@@ -250,7 +250,8 @@ def run(
         engine.close()
         pipeline.close()
     if as_json:
-        print(json.dumps({"command": "run", **counters.as_dict(), "engine": engine.counters.as_dict()}))
+        engine_report = {**engine.counters.as_dict(), "sentiment_model": engine.model.name}
+        print(json.dumps({"command": "run", **counters.as_dict(), "engine": engine_report}))
 
 
 class _Serving:

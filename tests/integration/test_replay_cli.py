@@ -310,6 +310,11 @@ def test_run_once_on_the_bundled_sample(cli: Any, tmp_path: Path) -> None:
     assert report["read"] == report["accepted"] + report["deadlettered"]
     by_kind = report["accepted_by_kind"]
     assert by_kind["bars"] > 0 and by_kind["ticks"] > 0 and by_kind["posts"] > 0
+    from marketpulse.sentiment import ensemble_available
+
+    # the default sentiment model (auto): the calibrated ensemble where the ml extra is installed, else the lexicon
+    assert report["engine"]["sentiment_model"] == ("ensemble" if ensemble_available() else "lexicon")
+    assert report["engine"]["sentiment_scores"] > 0
     store = SqliteHistoryStore(data_dir=tmp_path)
     try:
         assert store.count("ticks") == 0  # synthetic ticks are never stored as history
