@@ -47,7 +47,7 @@ import math
 import platform
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -199,17 +199,19 @@ def load_semeval_headlines(path: Path) -> LabelledSet:
 
 def load_training_sets(
     data: Path,
-    phrasebank: Path | None = None,
-    twitter: Path | None = None,
-    fiqa: Path | None = None,
-    stockemotions: Path | None = None,
+    paths: Mapping[str, Path] | None = None,
     include: Sequence[str] = ("phrasebank", "twitter", "fiqa", "stockemotions"),
     stockemotions_max: int | None = None,
     seed: int = 2024,
 ) -> list[LabelledSet]:
-    """The training sets named in ``include``; each path defaults to :data:`DEFAULT_PATHS` under ``data``.
+    """The training sets named in ``include``; ``paths`` (keys ``phrasebank``, ``twitter``, ``fiqa``,
+    ``stockemotions``) overrides where each is, by default :data:`DEFAULT_PATHS` under ``data``.
     ``stockemotions_max``: keep a seeded label-stratified sample of that many StockEmotions posts."""
     data = Path(data)
+    paths = paths or {}
+    phrasebank, twitter, fiqa, stockemotions = (
+        paths.get(k) for k in ("phrasebank", "twitter", "fiqa", "stockemotions")
+    )
     unknown = set(include) - {"phrasebank", "twitter", "fiqa", "stockemotions"}
     if unknown:
         raise ConfigError(f"unknown training sets {sorted(unknown)}: expected phrasebank, twitter, fiqa, stockemotions")
@@ -815,16 +817,7 @@ def train(
     out = Path(out) if out is not None else assets_dir()
     paths = paths or {}
     started = time.perf_counter()
-    sets = load_training_sets(
-        Path(data),
-        phrasebank=paths.get("phrasebank"),
-        twitter=paths.get("twitter"),
-        fiqa=paths.get("fiqa"),
-        stockemotions=paths.get("stockemotions"),
-        include=include,
-        stockemotions_max=config.stockemotions_max,
-        seed=config.seed,
-    )
+    sets = load_training_sets(Path(data), paths, include, config.stockemotions_max, config.seed)
     trainer = Trainer(config)
     texts, _, _ = _pooled(sets)
     if progress:

@@ -127,16 +127,7 @@ def refit(data: Path, out: Path, paths: dict[str, Path] | None = None) -> dict[s
     card = json.loads(card_path.read_text(encoding="utf-8"))
     hp = card.get("hyper_parameters", {})
     include = tuple(dict.fromkeys(_SET_TO_INCLUDE[name] for name in held_out.sets))
-    sets = load_training_sets(
-        Path(data),
-        phrasebank=paths.get("phrasebank"),
-        twitter=paths.get("twitter"),
-        fiqa=paths.get("fiqa"),
-        stockemotions=paths.get("stockemotions"),
-        include=include,
-        stockemotions_max=hp.get("stockemotions_max"),
-        seed=int(hp.get("seed", 2024)),
-    )
+    sets = load_training_sets(Path(data), paths, include, hp.get("stockemotions_max"), int(hp.get("seed", 2024)))
     if [s.name for s in sets] != held_out.sets:
         raise SourceError(f"training sets {[s.name for s in sets]} differ from the out-of-fold file's {held_out.sets}")
     return write_ensemble(sets, held_out, out, paths.get("phrasebank_allagree"))
