@@ -139,3 +139,13 @@ def test_shipped_ensemble_figures_match_its_card_on_twitter(shared_data: Path) -
     assert report["cross_validated_texts"] == report["n"] == card["metrics"]["twitter"]["n"]
     assert report["weighted_f1"] == pytest.approx(card["metrics"]["twitter"]["ensemble"]["weighted_f1"], abs=1e-9)
     assert card["calibration"]["ensemble"]["ece"] < card["calibration"]["transformer"]["ece"]
+
+
+def test_fast_head_figures_are_out_of_fold_in_evaluate(phrasebank: Path) -> None:
+    from marketpulse.sentiment.evaluate import run_evaluate
+    from marketpulse.sentiment.transformer import model_card
+
+    card = model_card("fast")
+    report = run_evaluate(phrasebank, "transformer-fast")
+    assert report["cross_validated_texts"] == report["n"] == card["metrics"]["phrasebank"]["n"]
+    assert report["accuracy"] == pytest.approx(card["metrics"]["phrasebank"]["accuracy"], abs=1e-9)

@@ -852,6 +852,7 @@ def train(
         "encoder": encoder_name,
         "encoder_path": str(trainer.encoder_path),
         "config": config.model_dump(mode="json"),
+        "folds": folds,
         "training_sets": [_set_facts(s) for s in sets],
         "cross_validation": cv,
         "seconds": {
@@ -896,6 +897,28 @@ def _set_facts(s: LabelledSet) -> dict[str, Any]:
             "note": s.note}  # fmt: skip
 
 
+_FLAGS = {"encoder_layers": "--encoder-layers", "finetune_layers": "--finetune-layers", "epochs": "--epochs",
+          "lr": "--lr", "seed": "--seed", "stockemotions_max": "--stockemotions-max"}  # fmt: skip
+_SET_OPTION = {"fiqa_posts": "fiqa", "semeval_headlines": "fiqa"}
+
+
+def reproduce_command(config: dict[str, Any], training_sets: Sequence[dict[str, Any]], folds: int = 10) -> str:
+    """The ``marketpulse train sentiment`` command line that trains this head again: the options that differ from
+    the defaults (the CLI's defaults are :class:`TrainConfig`'s and :data:`DEFAULT_INCLUDE`)."""
+    defaults = TrainConfig().model_dump(mode="json")
+    parts = ["marketpulse train sentiment --data ../shared/data"]
+    include = list(dict.fromkeys(_SET_OPTION.get(str(s["name"]), str(s["name"])) for s in training_sets))
+    if tuple(include) != DEFAULT_INCLUDE:
+        parts.append("--include " + ",".join(include))
+    for key, flag in _FLAGS.items():
+        value = config.get(key)
+        if value != defaults.get(key) and not (key == "stockemotions_max" and "stockemotions" not in include):
+            parts.append(f"{flag} {-1 if value is None else value}")
+    if folds != 10:
+        parts.append(f"--folds {folds}")
+    return " ".join(parts)
+
+
 def _card(report: dict[str, Any]) -> dict[str, Any]:
     cv = report.get("cross_validation") or {}
     metrics = {
@@ -938,14 +961,14 @@ def _card(report: dict[str, Any]) -> dict[str, Any]:
         "metrics": metrics,
         "seconds": report["seconds"],
         "machine": report["machine"],
-        "reproduce": "marketpulse train sentiment --data ../shared/data (defaults = this head)",
+        "reproduce": reproduce_command(report["config"], report["training_sets"], report.get("folds", 10)),
     }
 
 
 def render_card(card: dict[str, Any]) -> str:
     """The model card as Markdown (the JSON beside it holds the same facts, machine-readable)."""
     lines = [
-        "# Transformer financial sentiment head (`transformer`)",
+        f"# Financial sentiment head: {card['model']}",
         "",
         f"- **Head file:** `{card['head_file']}` ({card['head_bytes']:,} bytes, sha256 `{card['head_sha256']}`)",
         f"- **Encoder:** `{card['encoder']}` — {card['encoder_source']}",
