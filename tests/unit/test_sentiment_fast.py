@@ -25,7 +25,7 @@ from marketpulse.sentiment.transformer import (
 def test_the_fast_head_runs_two_layers_with_its_own_card() -> None:
     model = build_sentiment_model("transformer-fast")
     assert isinstance(model, TransformerSentiment)
-    assert model.head_meta.encoder_layers == 2
+    assert model.name == "transformer-fast" and model.head_meta.encoder_layers == 2
     assert len(model._rt.model.encoder.layer) == 2
     assert model.precision == ("bf16" if native_bf16() else "fp32")
     check_model(model)

@@ -377,6 +377,8 @@ class TransformerSentiment(SentimentModel):
         self.config = config or TransformerConfig()
         require_ml()
         encoder = Path(self.config.encoder) if self.config.encoder else bundled_encoder_path()
+        if self.config.variant != "accurate":
+            self.name = f"transformer-{self.config.variant}"  # recorded on every score event
         head = Path(self.config.head) if self.config.head else shipped_head(self.config.variant)
         precision = self.config.precision
         self.precision: Precision = ("bf16" if native_bf16() else "fp32") if precision == "auto" else precision
