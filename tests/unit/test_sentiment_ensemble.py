@@ -156,6 +156,27 @@ def test_training_writes_a_stacker_the_ensemble_loads_and_refit_reproduces(tmp_p
     again = refit(tmp_path / "data", out)
     assert again["stacker"] == fitted["stacker"], "refitting from the saved out-of-fold file gives the same stacker"
 
+    # a user's head is evaluated out of fold from its own record (the ensemble finds its stacker beside the head)
+    from marketpulse.sentiment.evaluate import held_out_predictions
+    from marketpulse.sentiment.transformer import CARD_JSON, TransformerConfig, TransformerSentiment
+
+    trained = (tmp_path / "data" / "financial_phrasebank" / "Sentences_50Agree.txt").read_text("latin-1")
+    texts = [line.rpartition("@")[0] for line in trained.splitlines()[:4]] + ["a sentence nobody trained on"]
+    single = TransformerSentiment(TransformerConfig(head=out / HEAD_FILE, threads=1))
+    held = held_out_predictions(single, texts)
+    assert held is not None and held[4] is None
+    from marketpulse.sentiment.train import text_keys
+
+    row_of = {int(k): i for i, k in enumerate(oof.keys.tolist())}
+    expected = [LABELS[int(oof.logits[row_of[int(k)]].argmax())] for k in text_keys(texts[:4]).tolist()]
+    assert held[:4] == expected, "the fold run that held each text out labels it"
+    stacked = held_out_predictions(EnsembleSentiment(EnsembleConfig(head=out / HEAD_FILE, threads=1)), texts)
+    assert stacked is not None and stacked[4] is None and all(label in LABELS for label in stacked[:4])
+    card = json.loads((out / CARD_JSON).read_text())
+    (out / CARD_JSON).write_text(json.dumps({**card, "head_sha256": "0" * 64}))
+    assert held_out_predictions(single, texts) is None, "a record of another head is not used"
+    (out / CARD_JSON).write_text(json.dumps(card))
+
     (out / "other.json").write_text(json.dumps({**fitted, "head_sha256": "0" * 64}))
     with pytest.raises(SentimentError, match="refit"):
         EnsembleSentiment(EnsembleConfig(head=out / HEAD_FILE, stacker=out / "other.json", threads=1))

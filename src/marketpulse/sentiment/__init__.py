@@ -22,10 +22,15 @@ def _lexicon(**options: Any) -> SentimentModel:
     return LexiconModel(LexiconConfig(**options))
 
 
-def _transformer(**options: Any) -> SentimentModel:
-    from marketpulse.sentiment.transformer import build
+def _transformer(**defaults: Any) -> Callable[..., SentimentModel]:
+    """A transformer factory whose options default to ``defaults`` (the variants differ only there)."""
 
-    return build(**options)
+    def factory(**options: Any) -> SentimentModel:
+        from marketpulse.sentiment.transformer import build
+
+        return build(**{**defaults, **options})
+
+    return factory
 
 
 def _ensemble(**options: Any) -> SentimentModel:
@@ -55,16 +60,10 @@ def _auto(**options: Any) -> SentimentModel:
     return _ensemble(**options) if ensemble_available() else _lexicon(**options)
 
 
-def _transformer_fast(**options: Any) -> SentimentModel:
-    from marketpulse.sentiment.transformer import build
-
-    return build(**{"variant": "fast", "precision": "auto", **options})
-
-
 MODELS: dict[str, Callable[..., SentimentModel]] = {
     "lexicon": _lexicon,
-    "transformer": _transformer,
-    "transformer-fast": _transformer_fast,
+    "transformer": _transformer(),
+    "transformer-fast": _transformer(variant="fast", precision="auto"),
     "ensemble": _ensemble,
     "auto": _auto,
 }

@@ -18,8 +18,9 @@ Fitting (:func:`fit_ensemble`, run by ``marketpulse train sentiment`` after the 
   text they score) — those per-fold stackers ship too, so ``evaluate sentiment --model ensemble`` can give the
   same cross-validated predictions for any training text.
 
-The stacker file (``assets/minilm_fin_ensemble.json``) belongs to one head: it records the head's sha256 and
-:class:`EnsembleSentiment` refuses a head it was not fitted for (a retrained head needs a refitted stacker).
+The stacker file (``minilm_fin_ensemble.json``, beside its head: ``marketpulse train sentiment`` writes both in
+its output folder) belongs to one head: it records the head's sha256 and :class:`EnsembleSentiment` refuses a head
+it was not fitted for (a retrained head needs a refitted stacker).
 """
 
 from __future__ import annotations
@@ -153,7 +154,7 @@ class EnsembleConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    stacker: Path | None = Field(None, description="stacker JSON; None = the shipped one for the shipped head")
+    stacker: Path | None = Field(None, description="stacker JSON; None = the one beside the head (as trained)")
     encoder: Path | None = Field(None, description="local Hugging Face model folder; None = the bundled MiniLM")
     head: Path | None = Field(None, description="head file; None = the shipped head")
     threads: int | None = Field(None, ge=1, description="torch threads while scoring; None = usable CPUs")
@@ -201,7 +202,7 @@ class EnsembleSentiment(SentimentModel):
 
         self.config = c = config or EnsembleConfig()
         head = Path(c.head) if c.head else shipped_head()
-        self.stackers = read_stacker(Path(c.stacker) if c.stacker else shipped_head().parent / ENSEMBLE_JSON)
+        self.stackers = read_stacker(Path(c.stacker) if c.stacker else head.parent / ENSEMBLE_JSON)
         if self.stackers.head_sha256 and self.stackers.head_sha256 != file_sha256(head):
             raise SentimentError(
                 f"the stacker was fitted for head sha256 {self.stackers.head_sha256[:12]}…, not {head.name} "

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -29,6 +30,7 @@ from typing import Any
 
 from marketpulse.errors import SourceError
 from marketpulse.sentiment.base import LABELS, SentimentModel
+from marketpulse.sentiment.transformer import CARD_JSON, OOF_FILE
 
 TWITTER_CODES = {"0": "negative", "1": "positive", "2": "neutral"}
 STOCKEMOTIONS = {"bullish": "positive", "bearish": "negative"}
@@ -139,20 +141,25 @@ def _metrics(truth: Sequence[str], predicted: Sequence[str]) -> dict[str, Any]:
 
 
 def evaluate(
-    model: SentimentModel, texts: Sequence[str], labels: Sequence[str], predicted: Sequence[str] | None = None
+    model: SentimentModel,
+    texts: Sequence[str],
+    labels: Sequence[str],
+    predicted: Sequence[str] | None = None,
+    elapsed: float | None = None,
 ) -> dict[str, Any]:
-    """Score ``texts`` with ``model`` (or take ``predicted``) and compare with ``labels`` (see the module docstring
-    for the metrics; also ``weighted_f1``: per-class F1 weighted by true support, as scikit-learn's
-    ``average="weighted"``)."""
+    """Score ``texts`` with ``model`` (or take ``predicted``, scored in ``elapsed`` seconds) and compare with
+    ``labels`` (see the module docstring for the metrics; also ``weighted_f1``: per-class F1 weighted by true
+    support, as scikit-learn's ``average="weighted"``). ``texts_per_s`` is None when ``predicted`` comes without
+    ``elapsed``."""
     if len(texts) != len(labels):
         raise ValueError(f"{len(texts)} texts but {len(labels)} labels")
     unknown = set(labels) - set(LABELS)
     if unknown:
         raise ValueError(f"unknown labels {sorted(unknown)}: expected {', '.join(LABELS)}")
-    start = time.perf_counter()
     if predicted is None:
+        start = time.perf_counter()
         predicted = model.predict(texts)
-    elapsed = time.perf_counter() - start
+        elapsed = time.perf_counter() - start
     result: dict[str, Any] = {"model": model.name, "n": len(texts), **_metrics(labels, predicted)}
     counts = Counter(labels)
     majority = max(LABELS, key=lambda label: (counts[label], label == "neutral")) if labels else "neutral"
@@ -165,17 +172,18 @@ def evaluate(
         "weighted_f1": baseline["weighted_f1"],
     }
     result["label_counts"] = {label: counts[label] for label in LABELS}
-    result["texts_per_s"] = len(texts) / elapsed if elapsed > 0 else None
+    result["texts_per_s"] = len(texts) / elapsed if elapsed else None
     return result
 
 
 def run_evaluate(data: Path, model: str = "lexicon") -> dict[str, Any]:
     """Load ``data``, build the model called ``model``, evaluate; the dict the CLI prints (``--json``).
 
-    For a trained model (``transformer``, ``ensemble``) every text of ``data`` that was in the shipped head's
-    training sets is predicted **out of fold** (:func:`held_out_predictions`: by the cross-validation run that held
-    it out), the others by the shipped model; ``evaluation`` says how many of each, and ``in_sample`` keeps the
-    shipped model's own figures on the whole file for comparison."""
+    For a trained model (``transformer``, ``transformer-fast``, ``ensemble``, shipped or a user's head trained by
+    ``marketpulse train sentiment``) every text of ``data`` that trained the head is predicted **out of fold**
+    (:func:`held_out_predictions`: by the cross-validation run that held it out), the others by the model itself;
+    ``evaluation`` says how many of each, and ``in_sample`` keeps the model's own figures on the whole file for
+    comparison. ``texts_per_s`` is the model's own speed over the whole file."""
     from marketpulse.sentiment import build_sentiment_model
 
     texts, labels = load_labelled(Path(data))
@@ -184,63 +192,58 @@ def run_evaluate(data: Path, model: str = "lexicon") -> dict[str, Any]:
     predicted = built.predict(texts)
     elapsed = time.perf_counter() - start
     held = held_out_predictions(built, texts)
-    if held is None:
-        out = {"data": str(data), **evaluate(built, texts, labels, predicted)}
-        cv = trained_on(Path(data)) if built.name == "transformer" and not _fast(built) else None
-        if cv is not None:  # no out-of-fold file: the model card's cross-validated figures for this training file
-            out["evaluation"] = "in-sample: this data trained the shipped head; see cross_validated (model card)"
-            out["cross_validated"] = cv
-        elif built.name in ("transformer", "ensemble"):
-            out["evaluation"] = "out-of-sample, unless this data trained the head (no out-of-fold record to check)"
-        return _with_speed(out, len(texts), elapsed)
-    n_cv = sum(p is not None for p in held)
-    mixed = [h if h is not None else p for h, p in zip(held, predicted, strict=True)]
-    out = {"data": str(data), **evaluate(built, texts, labels, mixed)}
+    n_cv = sum(p is not None for p in held) if held is not None else 0
+    mixed = [h if h is not None else p for h, p in zip(held, predicted, strict=True)] if n_cv and held else predicted
+    out = {"data": str(data), **evaluate(built, texts, labels, mixed, elapsed)}
     if n_cv:
-        inside = evaluate(built, texts, labels, predicted)
+        inside = _metrics(labels, predicted)
         out["evaluation"] = (
-            f"{n_cv} of {len(texts)} texts trained the shipped model: they are predicted out of fold (10-fold "
-            f"cross-validated, the model retrained without them); the other {len(texts) - n_cv} are out-of-sample"
+            f"{n_cv} of {len(texts)} texts trained the model: they are predicted out of fold (cross-validated, "
+            f"the model retrained without them); the other {len(texts) - n_cv} are out-of-sample"
         )
         out["cross_validated_texts"] = n_cv
         out["in_sample"] = {k: inside[k] for k in ("accuracy", "macro_f1", "weighted_f1")}
-    else:
-        out["evaluation"] = "out-of-sample: no text of this file trained the shipped model"
-    return _with_speed(out, len(texts), elapsed)
-
-
-def _fast(model: SentimentModel) -> bool:
-    return getattr(getattr(model, "config", None), "variant", "accurate") != "accurate"
-
-
-def _with_speed(out: dict[str, Any], n: int, elapsed: float) -> dict[str, Any]:
-    out["texts_per_s"] = n / elapsed if elapsed > 0 else None
+    elif held is not None:
+        out["evaluation"] = "out-of-sample: no text of this file trained the model"
+    elif built.name.startswith(("transformer", "ensemble")):
+        out["evaluation"] = (
+            "out-of-sample unless this data trained the head: no out-of-fold record beside the head to check "
+            f"({OOF_FILE} with a model card of the same head)"
+        )
     return out
 
 
-def held_out_predictions(model: SentimentModel, texts: Sequence[str]) -> list[str | None] | None:
-    """Per text, the label the shipped ``transformer`` / ``ensemble`` gives it **out of fold** when the text was in
-    its training sets (``None`` for the other texts); ``None`` overall for other models, a configured head that is
-    not the shipped one, or a head without a saved cross-validation (``minilm_fin_head.oof.npz``)."""
-    import numpy as np
-
+def trained_head(model: SentimentModel) -> Path | None:
+    """The head file a ``transformer`` / ``ensemble`` model runs (shipped or configured); None for other models."""
     from marketpulse.sentiment.ensemble import EnsembleSentiment
     from marketpulse.sentiment.transformer import TransformerSentiment
 
     if isinstance(model, EnsembleSentiment):
-        shipped = model.config.head is None and model.config.stacker is None
-    elif isinstance(model, TransformerSentiment):
-        shipped = model.config.head is None
-    else:
-        return None
-    from marketpulse.sentiment.train import OOF_FILE, OutOfFold, text_keys
-    from marketpulse.sentiment.transformer import shipped_head
+        model = model.transformer
+    return model.head_path if isinstance(model, TransformerSentiment) else None
 
-    variant = model.transformer.config.variant if isinstance(model, EnsembleSentiment) else model.config.variant
-    path = shipped_head(variant).parent / OOF_FILE
-    if not shipped or not path.is_file():
+
+def held_out_predictions(model: SentimentModel, texts: Sequence[str]) -> list[str | None] | None:
+    """Per text, the label ``model`` (a ``transformer`` or ``ensemble``) gives it **out of fold** when the text
+    trained its head (``None`` for the other texts). The record is the out-of-fold file beside the head, used only
+    when the model card beside it names this very head (sha256); ``None`` overall for other models and heads
+    without such a record."""
+    import numpy as np
+
+    from marketpulse.sentiment.ensemble import EnsembleSentiment
+    from marketpulse.sentiment.train import OutOfFold, text_keys
+    from marketpulse.sentiment.transformer import file_sha256
+
+    head = trained_head(model)
+    if head is None or not (head.parent / OOF_FILE).is_file() or not (head.parent / CARD_JSON).is_file():
         return None
-    oof = OutOfFold.load(path)
+    try:
+        card = json.loads((head.parent / CARD_JSON).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if card.get("head_sha256") != file_sha256(head):
+        return None
+    oof = OutOfFold.load(head.parent / OOF_FILE)
     row_of = {int(k): i for i, k in enumerate(oof.keys.tolist())}
     rows = np.array([row_of.get(int(k), -1) for k in text_keys(texts).tolist()], dtype=np.int64)
     usable = rows >= 0
@@ -248,7 +251,7 @@ def held_out_predictions(model: SentimentModel, texts: Sequence[str]) -> list[st
     out: list[str | None] = [None] * len(texts)
     if isinstance(model, EnsembleSentiment):
         fold_of = np.where(usable, oof.fold[np.maximum(rows, 0)], -1)
-        for k in sorted(set(fold_of[usable].tolist())):
+        for k in sorted(set(fold_of[usable].tolist()) & set(model.stackers.folds)):
             idx = np.flatnonzero(fold_of == k)
             p = model.probabilities([texts[i] for i in idx.tolist()], logits=oof.logits[rows[idx]], fold=int(k))
             for i, label in zip(idx.tolist(), p.argmax(axis=1).tolist(), strict=True):
@@ -257,23 +260,3 @@ def held_out_predictions(model: SentimentModel, texts: Sequence[str]) -> list[st
         for i in np.flatnonzero(usable).tolist():
             out[i] = LABELS[int(oof.logits[rows[i]].argmax())]
     return out
-
-
-def trained_on(data: Path) -> dict[str, Any] | None:
-    """The 10-fold cross-validated figures the shipped transformer head's model card holds for ``data`` when that
-    file (or, for StockEmotions, its train/val files) trained the head; None otherwise."""
-    from marketpulse.sentiment.transformer import model_card
-
-    card = model_card()
-    metrics = card.get("metrics", {})
-    tail = "/".join(Path(data).resolve().parts[-2:])
-    if tail == "financial_phrasebank/Sentences_AllAgree.txt":
-        return metrics.get("phrasebank_allagree")
-    for entry in card.get("training_sets", []):
-        source = str(entry.get("source", ""))
-        if source.endswith(tail) or (
-            source.endswith("stockemotions/tweet") and tail in ("tweet/train_stockemo.csv", "tweet/val_stockemo.csv")
-        ):
-            found = metrics.get(entry.get("name"))
-            return dict(found) if isinstance(found, dict) else None
-    return None

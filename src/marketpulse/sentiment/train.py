@@ -64,6 +64,7 @@ from marketpulse.sentiment.transformer import (
     CARD_JSON,
     HEAD_FILE,
     HEAD_FORMAT,
+    OOF_FILE,
     assets_dir,
     batches_by_tokens,
     bundled_encoder_path,
@@ -85,7 +86,6 @@ log = logging.getLogger(__name__)
 FIQA_NEGATIVE_BELOW = -0.1
 FIQA_POSITIVE_FROM = 0.1
 LABEL_INDEX = {label: i for i, label in enumerate(LABELS)}
-OOF_FILE = "minilm_fin_head.oof.npz"
 DEFAULT_INCLUDE = ("phrasebank", "twitter", "fiqa")
 """The shipped head's training sets (StockEmotions stays an out-of-sample evaluation set: its self-tagged
 bullish/bearish posts have no neutral class and lowered the three-class figures when trained on)."""

@@ -63,6 +63,8 @@ HEAD_FORMAT = "marketpulse-sentiment-head/1"
 HEAD_FILE = "minilm_fin_head.safetensors"
 CARD_FILE = "minilm_fin_head.md"
 CARD_JSON = "minilm_fin_head.json"
+OOF_FILE = "minilm_fin_head.oof.npz"
+"""The out-of-fold logits ``marketpulse train sentiment`` writes beside every head it cross-validates."""
 BUNDLED_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
 Precision = Literal["fp32", "bf16", "int8"]
 Variant = Literal["accurate", "fast"]
@@ -382,7 +384,8 @@ class TransformerSentiment(SentimentModel):
         head = Path(self.config.head) if self.config.head else shipped_head(self.config.variant)
         precision = self.config.precision
         self.precision: Precision = ("bf16" if native_bf16() else "fp32") if precision == "auto" else precision
-        self._rt = _runtime(encoder.resolve(), head.resolve(), self.precision)
+        self.head_path = head.resolve()
+        self._rt = _runtime(encoder.resolve(), self.head_path, self.precision)
         self.threads = self.config.threads or usable_cpus()
 
     @property
@@ -428,7 +431,9 @@ def model_card(variant: str = "accurate") -> dict[str, Any]:
 
 __all__ = [
     "BUNDLED_ENCODER",
+    "CARD_JSON",
     "HEAD_FILE",
+    "OOF_FILE",
     "TransformerConfig",
     "TransformerSentiment",
     "batches_by_tokens",
