@@ -65,6 +65,10 @@ def train_sentiment(
     finetune_layers: Annotated[int, typer.Option(help="top encoder layers fine-tuned (0 = linear head only)")] = 4,
     epochs: Annotated[int, typer.Option(help="epochs per training run")] = 3,
     lr: Annotated[float, typer.Option(help="peak learning rate")] = 1e-4,
+    head_lr: Annotated[float | None, typer.Option(help="peak learning rate of the linear head [default: --lr]")] = None,
+    bf16: Annotated[
+        bool, typer.Option("--bf16/--fp32", help="bf16 autocast in training (~1.6x faster on CPUs with native bf16)")
+    ] = False,
     stockemotions_max: Annotated[int, typer.Option(help="StockEmotions posts sampled (-1 = all)")] = 2000,
     seed: Annotated[int, typer.Option(help="seed of sampling, folds and training")] = 2024,
     threads: Annotated[int | None, typer.Option(help="torch threads per training job [default: CPUs/workers]")] = None,
@@ -95,6 +99,8 @@ def train_sentiment(
             finetune_layers=finetune_layers,
             epochs=epochs,
             lr=lr,
+            head_lr=head_lr,
+            bf16=bf16,
             seed=seed,
             threads=threads,
             workers=workers,

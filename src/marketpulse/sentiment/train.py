@@ -898,7 +898,8 @@ def _set_facts(s: LabelledSet) -> dict[str, Any]:
 
 
 _FLAGS = {"encoder_layers": "--encoder-layers", "finetune_layers": "--finetune-layers", "epochs": "--epochs",
-          "lr": "--lr", "seed": "--seed", "stockemotions_max": "--stockemotions-max"}  # fmt: skip
+          "lr": "--lr", "head_lr": "--head-lr", "seed": "--seed",
+          "stockemotions_max": "--stockemotions-max"}  # fmt: skip
 _SET_OPTION = {"fiqa_posts": "fiqa", "semeval_headlines": "fiqa"}
 
 
@@ -914,6 +915,8 @@ def reproduce_command(config: dict[str, Any], training_sets: Sequence[dict[str, 
         value = config.get(key)
         if value != defaults.get(key) and not (key == "stockemotions_max" and "stockemotions" not in include):
             parts.append(f"{flag} {-1 if value is None else value}")
+    if config.get("bf16", defaults["bf16"]) != defaults["bf16"]:
+        parts.append("--bf16" if config.get("bf16") else "--fp32")
     if folds != 10:
         parts.append(f"--folds {folds}")
     return " ".join(parts)
