@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import talib
 
+from marketpulse.bench_stats import p50_p99
 from marketpulse.features.bars import BarState, ticks_to_bars
 from marketpulse.features.market import FeatureState, compute_features
 from marketpulse.ingest.simulate import simulate_ticks
@@ -126,14 +127,11 @@ def _latency(
         "latency_samples_feature_vectors": int(lat.size),
         "latency_note": "1-s bars; from the ingest stamp of the newest tick of the micro-batch that closed a bar to "
         "the publication of its feature vectors (feed-side batching delay before ingest not included)",
-        "ingest_to_feature_ms_p50": round(float(np.percentile(lat, 50)), 3) if lat.size else None,
-        "ingest_to_feature_ms_p99": round(float(np.percentile(lat, 99)), 3) if lat.size else None,
+        **p50_p99("ingest_to_feature_ms", lat),
         "latency_samples_predictions": int(pred.size),
-        "ingest_to_prediction_ms_p50": round(float(np.percentile(pred, 50)), 3) if pred.size else None,
-        "ingest_to_prediction_ms_p99": round(float(np.percentile(pred, 99)), 3) if pred.size else None,
+        **p50_p99("ingest_to_prediction_ms", pred),
         "warmup_event_seconds": warm_s,
-        "warmup_ms_p50": round(float(np.percentile(warm, 50)), 3) if warm.size else None,
-        "warmup_ms_p99": round(float(np.percentile(warm, 99)), 3) if warm.size else None,
+        **p50_p99("warmup_ms", warm),
     }
 
 

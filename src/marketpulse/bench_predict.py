@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from marketpulse.bench_stats import p50_p99
 from marketpulse.features.market import NAMES, schema_hash
 from marketpulse.predict.base import Samples
 
@@ -32,9 +33,8 @@ def _synthetic(n: int, window: int, seed: int = 0) -> Samples:
     return Samples(X, y, ts, np.array(["S"] * n), np.full(n, -1), NAMES, schema_hash(), 2, info)
 
 
-def _percentiles(seconds: list[float]) -> tuple[float, float]:
-    ms = np.array(seconds) * 1e3
-    return round(float(np.percentile(ms, 50)), 3), round(float(np.percentile(ms, 99)), 3)
+def _ratio(ours: float | None, reference: float | None) -> float | None:
+    return round(ours / reference, 3) if ours is not None and reference else None
 
 
 def bench_predict(
@@ -73,8 +73,8 @@ def bench_predict(
                 net(scaled)
             ref.append(time.perf_counter() - t1)
             ours.append(t1 - t0)
-        p50, p99 = _percentiles(ours)
-        r50, r99 = _percentiles(ref)
+        inference = p50_p99("inference_ms", np.array(ours) * 1e3)
+        reference = p50_p99("reference_ms", np.array(ref) * 1e3)
         predictor = OnlinePredictor(registry, schema_hash(), NAMES, reload_s=3600.0)
         engine = _latency(rate=rate, seconds=latency_s, symbols=symbols, warm_s=warm_s, predictor=predictor)
     return {
@@ -84,12 +84,10 @@ def bench_predict(
         "features": len(NAMES),
         "batch_symbols": symbols,
         "torch_threads": torch.get_num_threads(),
-        "inference_ms_p50": p50,
-        "inference_ms_p99": p99,
+        **inference,
         "reference": "bare torch forward on the scaled tensor",
-        "reference_ms_p50": r50,
-        "reference_ms_p99": r99,
-        "ratio_p50": round(p50 / r50, 3) if r50 else None,
+        **reference,
+        "ratio_p50": _ratio(inference["inference_ms_p50"], reference["reference_ms_p50"]),
         "engine_rate_ticks_per_s": rate,
         "engine_predictions": engine["latency_samples_predictions"],
         "ingest_to_prediction_ms_p50": engine["ingest_to_prediction_ms_p50"],

@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from marketpulse.bench_stats import p50_p99
 from marketpulse.events import Post
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
@@ -162,8 +163,7 @@ def bench_transformer(
         "lexicon_texts_per_s": round(n / lex),
         "ratio_vs_lexicon": round(lex / bulk, 4),
         "batch": batch,
-        "batch_ms_p50": round(float(np.percentile(ms, 50)), 2),
-        "batch_ms_p99": round(float(np.percentile(ms, 99)), 2),
+        **p50_p99("batch_ms", ms, 2),
     }
     if resolved != "fp32":
         check = texts[:1_000]
