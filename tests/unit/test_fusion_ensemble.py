@@ -67,3 +67,11 @@ def test_state_round_trip_and_config_errors() -> None:
         FusionConfig(inputs=("price", "price"))
     with pytest.raises(ValueError, match="min_weight"):
         FusionConfig(min_weight=0.5)
+
+
+def test_an_absent_input_sleeps_rather_than_gaining_weight() -> None:
+    fusion = HedgeFusion(FusionConfig(eta=1.0, decay=0.0, min_weight=0.0))
+    for up in (True, False, False, True):
+        fusion.update({"price": 0.6, "sentiment": None}, up)  # sentiment missing: charged the pool's loss
+    assert fusion.weights == pytest.approx({"price": 0.5, "sentiment": 0.5})
+    assert fusion.state()["seen"] == {"price": 4, "sentiment": 0}

@@ -8,9 +8,11 @@
 - :meth:`HedgeFusion.update` — once the outcome of a prediction is **known** (its horizon has passed; the caller
   passes the inputs it predicted from and the realised direction, never a value from after that time), each input
   present is charged its log-loss ``−log pᵢ(outcome)``, capped at ``max_loss`` (the bounded step), and
-  ``wᵢ ← wᵢ · exp(−eta · lossᵢ)``; then every weight is pulled towards the prior by ``decay``
-  (``log w ← (1 − decay) log w + decay log prior``, so old evidence fades and no input is ever written off), and
-  weights are renormalised with a floor ``min_weight``.
+  ``wᵢ ← wᵢ · exp(−eta · lossᵢ)``; an absent input *sleeps* — it is charged the pool's own loss, so being absent
+  neither earns nor costs it weight relative to the pool (otherwise an input that is often missing, like
+  sentiment on days without posts, would gain weight merely by being charged less often); then every weight is
+  pulled towards the prior by ``decay`` (``log w ← (1 − decay) log w + decay log prior``, so old evidence fades
+  and no input is ever written off), and weights are renormalised with a floor ``min_weight``.
 
 Before any outcome the weights are the prior (the warm-up); the state is a plain dict (:meth:`state`,
 :meth:`from_state`) so stores and the dashboard can keep the weight history.
@@ -35,9 +37,9 @@ class FusionConfig(BaseModel):
 
     inputs: tuple[str, ...] = Field(("price", "sentiment"), min_length=1, description="input signal names")
     prior: dict[str, float] | None = Field(None, description="prior weight per input (normalised); None = equal")
-    eta: float = Field(0.5, gt=0.0, le=10.0, description="learning rate of the multiplicative update")
+    eta: float = Field(0.1, gt=0.0, le=10.0, description="learning rate of the multiplicative update")
     max_loss: float = Field(3.0, gt=0.0, description="cap on one outcome's log-loss (the bounded step)")
-    decay: float = Field(0.01, ge=0.0, le=1.0, description="pull of the log-weights towards the prior per update")
+    decay: float = Field(0.001, ge=0.0, le=1.0, description="pull of the log-weights towards the prior per update")
     min_weight: float = Field(0.02, ge=0.0, lt=1.0, description="floor of every normalised weight")
 
     @model_validator(mode="after")
@@ -108,12 +110,16 @@ class HedgeFusion:
         if not present:
             return
         c = self.config
+        fused = self.predict(present)
+        assert fused is not None
         log_w = {name: math.log(max(w, _EPS)) for name, w in self.weights.items()}
-        for name, p in present.items():
+        for name in log_w:
+            p = present.get(name, fused.probability)  # an absent input "sleeps": charged the pool's own loss
             loss = min(c.max_loss, -math.log(max(_EPS, p if up else 1.0 - p)))
             log_w[name] -= c.eta * loss
-            self.losses[name] += loss
-            self.seen[name] += 1
+            if name in present:
+                self.losses[name] += loss
+                self.seen[name] += 1
         for name in log_w:
             log_w[name] = (1.0 - c.decay) * log_w[name] + c.decay * math.log(self._prior[name])
         top = max(log_w.values())

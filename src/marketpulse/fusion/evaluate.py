@@ -1,0 +1,168 @@
+"""Is the fused signal better than either input? StockNet, time-ordered, over seeds.
+
+Inputs, all fitted on the StockNet **train** split only (target days before 2015-08-01):
+
+- ``price_only`` — a price model of ``kind`` on the price features (one model per seed);
+- ``sentiment_only`` — a logistic regression on the tweet-sentiment features of the same 5-day window
+  (:data:`~marketpulse.predict.stocknet.TEXT_FEATURES`: count, mean polarity and intensity, label shares);
+- ``fused`` — :class:`~marketpulse.fusion.ensemble.HedgeFusion` over the two, walked forward day by day through the
+  dev split (its warm-up) and then the evaluated split: each day every symbol is predicted with the current weights,
+  and only then are that day's outcomes learned from (a target day's move is known at its close, before the next
+  day's prediction). A window without tweets gives the fusion no sentiment input (price alone that day).
+
+Figures: accuracy, MCC, F1, Brier, AUC per seed and mean ± std (:func:`marketpulse.predict.evaluate.seed_report`),
+the majority and previous-move baselines, the fusion's final weights and its daily weight history (first seed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from marketpulse.errors import ConfigError
+from marketpulse.fusion.ensemble import FusionConfig, HedgeFusion
+from marketpulse.predict.base import Samples
+from marketpulse.predict.evaluate import baseline_reports, fit_seeds, seed_report
+from marketpulse.predict.models import create, predict_samples
+from marketpulse.predict.stocknet import PRICE_FEATURES, TEXT_FEATURES, load_stocknet, stocknet_samples
+
+INPUTS = ("price", "sentiment")
+
+
+def select(samples: Samples, names: tuple[str, ...]) -> Samples:
+    """``samples`` restricted to the features ``names`` (same rows; the schema records the selection)."""
+    idx = [samples.feature_names.index(n) for n in names]
+    return Samples(samples.X[:, :, idx], samples.y, samples.ts, samples.symbol, samples.prev, names,
+                   f"{samples.schema}[{','.join(names)}]", samples.classes, dict(samples.info))  # fmt: skip
+
+
+@dataclass(frozen=True)
+class WalkResult:
+    """Fused ``p(up)`` per row of the evaluated split and the weights after each day (``(day, weights)``)."""
+
+    probability: npt.NDArray[np.float64]
+    history: list[tuple[int, dict[str, float]]]
+    final: dict[str, Any]
+
+
+def walk_forward_fusion(
+    ts: npt.NDArray[np.int64],
+    y: npt.NDArray[np.int64],
+    inputs: dict[str, npt.NDArray[np.float64]],
+    evaluated: npt.NDArray[np.bool_],
+    config: FusionConfig,
+) -> WalkResult:
+    """Walk rows in day order: predict each day's rows with the current weights, then learn their outcomes.
+
+    ``inputs`` maps an input name to ``p(up)`` per row (NaN = absent that row); ``evaluated`` marks the rows whose
+    fused probability is returned (the others only warm the weights up). Rows must be sorted by ``ts``."""
+    if len(ts) and np.any(np.diff(ts) < 0):
+        raise ConfigError("walk_forward_fusion: rows must be sorted by time")
+    fusion = HedgeFusion(config)
+    fused = np.full(len(ts), np.nan)
+    history: list[tuple[int, dict[str, float]]] = []
+    bounds = np.flatnonzero(np.diff(ts)) + 1
+    for rows in np.split(np.arange(len(ts)), bounds):
+        if not len(rows):
+            continue
+        day = [{name: _value(p[i]) for name, p in inputs.items()} for i in rows]
+        for i, values in zip(rows.tolist(), day, strict=True):
+            signal = fusion.predict(values)
+            fused[i] = signal.probability if signal is not None else 0.5
+        for i, values in zip(rows.tolist(), day, strict=True):  # the day closed: its outcomes are known now
+            fusion.update(values, bool(y[i] == 1))
+        if evaluated[rows].any():
+            history.append((int(ts[rows[0]]), dict(fusion.weights)))
+    return WalkResult(fused[evaluated], history, fusion.state())
+
+
+def _value(p: float) -> float | None:
+    return None if np.isnan(p) else float(p)
+
+
+def _up(proba: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    return np.asarray(proba[:, 1], dtype=np.float64)
+
+
+def _two(p: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    return np.column_stack([1.0 - p, p])
+
+
+def fusion_report(
+    path: Path,
+    split: str = "test",
+    kind: str = "lgbm",
+    seeds: int = 3,
+    params: dict[str, Any] | None = None,
+    config: FusionConfig | None = None,
+    tickers: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """``price_only``, ``sentiment_only`` and ``fused`` on StockNet ``split`` (``dev`` or ``test``; see the module
+    docstring), with baselines, weights and a plain ``verdict``."""
+    if split not in ("dev", "test"):
+        raise ConfigError(f"split {split!r}: allowed values are dev, test (train fits the inputs)")
+    config = config or FusionConfig(inputs=INPUTS)
+    if set(config.inputs) != set(INPUTS):
+        raise ConfigError(f"fusion inputs {list(config.inputs)}: StockNet fusion uses exactly {list(INPUTS)}")
+    data = load_stocknet(Path(path), tickers)
+    sets = {name: stocknet_samples(data, name, text=True) for name in ("train", "dev", "test")}
+    price = {name: select(s, PRICE_FEATURES) for name, s in sets.items()}
+    text = {name: select(s, TEXT_FEATURES) for name, s in sets.items()}
+    walk = ("dev", "test") if split == "test" else ("dev",)
+    rows = {name: sets[name] for name in walk}
+    ts = np.concatenate([rows[n].ts for n in walk])
+    y = np.concatenate([rows[n].y for n in walk])
+    evaluated = np.concatenate([np.full(len(rows[n]), n == split) for n in walk])
+    sentiment_model = create("logreg").fit(text["train"], None, seed=0)
+    p_sent = np.concatenate([_up(predict_samples(sentiment_model, text[n])) for n in walk])
+    tweets = np.concatenate([(text[n].X[:, :, 0] > 0).any(axis=1) for n in walk])
+    target = sets[split]
+    price_probas, fused_probas, walks = [], [], []
+    for model in fit_seeds(kind, price["train"], price["dev"], seeds, params or {}):
+        p_price = np.concatenate([_up(predict_samples(model, price[n])) for n in walk])
+        result = walk_forward_fusion(
+            ts, y, {"price": p_price, "sentiment": np.where(tweets, p_sent, np.nan)}, evaluated, config
+        )
+        price_probas.append(_two(p_price[evaluated]))
+        fused_probas.append(_two(result.probability))
+        walks.append(result)
+    report: dict[str, Any] = {
+        "dataset": "stocknet",
+        "split": split,
+        "kind": kind,
+        "seeds": seeds,
+        "tickers": len(data.tickers),
+        "n": len(target),
+        "with_tweets": int(tweets[evaluated].sum()),
+        "price_only": seed_report(price_probas, target),
+        "sentiment_only": seed_report([_two(p_sent[evaluated])], target),
+        "fused": seed_report(fused_probas, target),
+        "baselines": baseline_reports(price["train"], price[split], price["dev"], ("majority", "previous_move")),
+        "fusion": {**config.model_dump(), "final": walks[0].final},
+        "weight_history": [
+            {"day": str(np.datetime64(day, "ns").astype("datetime64[D]")), **w} for day, w in walks[0].history
+        ],
+    }
+    report["verdict"] = verdict(report)
+    return report
+
+
+def verdict(report: dict[str, Any]) -> str:
+    """One plain sentence: is the fused MCC at least the better input's, and by how much over seeds?"""
+    fused, price, sentiment = (report[k]["mcc"] for k in ("fused", "price_only", "sentiment_only"))
+    best_name, best = max((("price_only", price), ("sentiment_only", sentiment)), key=lambda kv: kv[1])
+    std = report["fused"]["std"]["mcc"]
+    if fused >= best:
+        return f"fused MCC {fused:.4f} ≥ the better input ({best_name} {best:.4f}); seed std {std:.4f}"
+    return (
+        f"fused MCC {fused:.4f} is below the better input ({best_name} {best:.4f}); seed std {std:.4f}: the "
+        "fusion does not beat its best input on this split"
+    )
+
+
+__all__ = ["INPUTS", "WalkResult", "fusion_report", "select", "verdict", "walk_forward_fusion"]
