@@ -25,7 +25,7 @@ $(VENV)/.installed-base: pyproject.toml | $(PY)
 	@touch $@
 
 $(VENV)/.installed-dev: pyproject.toml Makefile $(VENV)/.installed-base
-	$(PY) -m pip install --quiet -e '.[dev,kafka,redis,ml,api,dashboard]'
+	$(PY) -m pip install --quiet -e '.[dev,kafka,redis,ml,api,dashboard,report]'
 	@touch $@
 
 $(VENV)/.installed-run: pyproject.toml Makefile $(VENV)/.installed-base

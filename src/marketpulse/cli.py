@@ -1,5 +1,5 @@
-"""The ``marketpulse`` command line: ``run``, ``replay``, ``persist``, ``train``, ``evaluate``, ``bench``, ``services``,
-``version``.
+"""The ``marketpulse`` command line: ``run``, ``replay``, ``persist``, ``train``, ``evaluate``, ``backtest``, ``bench``,
+``services``, ``version``.
 
 Known failures (a file that cannot be read, a broken config) print one line on stderr and exit non-zero,
 without a traceback. Commands that report figures accept ``--json`` and then print exactly one JSON object.
@@ -27,6 +27,7 @@ from marketpulse.clock import ReplayClock, parse_speed
 from marketpulse.config import Settings, load_settings
 from marketpulse.dashboard.cli import dashboard
 from marketpulse.errors import ConfigError, MarketPulseError
+from marketpulse.fusion.cli import backtest_command, evaluate_fusion
 from marketpulse.predict.cli import evaluate_price, train_app
 from marketpulse.sentiment.cli import train_sentiment
 from marketpulse.services.cli import services_app
@@ -39,6 +40,8 @@ evaluate_app = typer.Typer(no_args_is_help=True, help="Evaluations on labelled d
 app.add_typer(evaluate_app, name="evaluate")
 app.add_typer(train_app, name="train")
 evaluate_app.command("price")(evaluate_price)
+evaluate_app.command("fusion")(evaluate_fusion)
+app.command("backtest")(backtest_command)
 app.command("serve")(serve)
 app.add_typer(keys_app, name="keys")
 bench_app.command("api")(bench_api)

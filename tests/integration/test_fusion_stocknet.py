@@ -32,3 +32,40 @@ def test_fusion_report_on_stocknet(shared_data: Path) -> None:
     assert days == sorted(days) and days[0] >= "2015-10-01" and days[-1] < "2016-01-01"
     weights = report["fusion"]["final"]["weights"]
     assert set(weights) == {"price", "sentiment"} and abs(sum(weights.values()) - 1) < 1e-9
+
+
+def test_backtest_cli_prints_costed_json_and_writes_the_png(shared_data: Path, tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from marketpulse.cli import app
+
+    path = shared_data / "stocknet"
+    if not (path / "price" / "raw").is_dir():
+        pytest.skip(f"StockNet folder not found at {path}")
+    png = tmp_path / "equity.png"
+    args = ["backtest", "--path", str(path), "--tickers", ",".join(TICKERS[:5]), "--kind", "logreg", "--seeds", "1",
+            "--cost-bps", "10", "--slippage-bps", "2", "--plot", str(png), "--json"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["command"] == "backtest" and report["config"]["cost_bps"] == 10 and report["days"] > 50
+    assert set(report["strategies"]) == {"price_only", "sentiment_only", "fused", "buy_and_hold"}
+    for figures in report["strategies"].values():
+        assert {"total_return", "sharpe", "max_drawdown", "hit_rate", "turnover_per_year", "costs_paid"} <= set(figures)
+        assert figures["costs_paid"] > 0 and figures["max_drawdown"] <= 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    assert report["plot"] == str(png)
+
+
+def test_fusion_cli_refuses_what_it_cannot_do(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from marketpulse.cli import app
+
+    runner = CliRunner()
+    bad = runner.invoke(app, ["evaluate", "fusion", "--dataset", "spy", "--path", str(tmp_path)])
+    assert bad.exit_code == 2 and "allowed values are stocknet" in bad.output
+    bands = runner.invoke(app, ["backtest", "--path", str(tmp_path), "--long-above", "0.4", "--short-below", "0.6"])
+    assert bands.exit_code == 2 and "short_below" in bands.output

@@ -23,13 +23,21 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 
 from marketpulse.errors import ConfigError
+from marketpulse.fusion.backtest import BacktestConfig, backtest
 from marketpulse.fusion.ensemble import FusionConfig, HedgeFusion
 from marketpulse.predict.base import Samples
 from marketpulse.predict.evaluate import baseline_reports, fit_seeds, seed_report
 from marketpulse.predict.models import create, predict_samples
-from marketpulse.predict.stocknet import PRICE_FEATURES, TEXT_FEATURES, load_stocknet, stocknet_samples
+from marketpulse.predict.stocknet import (
+    PRICE_FEATURES,
+    TEXT_FEATURES,
+    load_stocknet,
+    stocknet_moves,
+    stocknet_samples,
+)
 
 INPUTS = ("price", "sentiment")
 
@@ -93,6 +101,63 @@ def _two(p: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     return np.column_stack([1.0 - p, p])
 
 
+@dataclass(frozen=True)
+class _Inputs:
+    """Both inputs' ``p(up)`` over the walked splits (dev, then the evaluated one), fitted on train only."""
+
+    train: Samples
+    target: Samples
+    ts: npt.NDArray[np.int64]
+    evaluated: npt.NDArray[np.bool_]
+    price: list[npt.NDArray[np.float64]]
+    sentiment: npt.NDArray[np.float64]
+    tweets: npt.NDArray[np.bool_]
+    labels: npt.NDArray[np.int64]
+    moves: npt.NDArray[np.float64]
+    tickers: int
+
+
+def _inputs(
+    path: Path,
+    split: str,
+    kind: str,
+    seeds: int,
+    params: dict[str, Any] | None,
+    tickers: Sequence[str] | None,
+    middle_band: bool,
+) -> _Inputs:
+    if split not in ("dev", "test"):
+        raise ConfigError(f"split {split!r}: allowed values are dev, test (train fits the inputs)")
+    data = load_stocknet(Path(path), tickers)
+    train = stocknet_samples(data, "train", text=True)
+    walk = ("dev", "test") if split == "test" else ("dev",)
+    rows = {name: stocknet_samples(data, name, text=True, middle_band=middle_band) for name in walk}
+    sentiment_model = create("logreg").fit(select(train, TEXT_FEATURES), None, seed=0)
+    sentiment = np.concatenate([_up(predict_samples(sentiment_model, select(rows[n], TEXT_FEATURES))) for n in walk])
+    models = fit_seeds(kind, select(train, PRICE_FEATURES), select(stocknet_samples(data, "dev", text=True),
+                       PRICE_FEATURES), seeds, params or {})  # fmt: skip
+    price = [np.concatenate([_up(predict_samples(m, select(rows[n], PRICE_FEATURES))) for n in walk]) for m in models]
+    return _Inputs(
+        train=train,
+        target=rows[split],
+        ts=np.concatenate([rows[n].ts for n in walk]),
+        evaluated=np.concatenate([np.full(len(rows[n]), n == split) for n in walk]),
+        price=price,
+        sentiment=sentiment,
+        tweets=np.concatenate([(select(rows[n], TEXT_FEATURES).X[:, :, 0] > 0).any(axis=1) for n in walk]),
+        labels=np.concatenate([rows[n].y for n in walk]),
+        moves=np.concatenate([stocknet_moves(data, rows[n]) for n in walk]),
+        tickers=len(data.tickers),
+    )
+
+
+def _fusion_config(config: FusionConfig | None) -> FusionConfig:
+    config = config or FusionConfig(inputs=INPUTS)
+    if set(config.inputs) != set(INPUTS):
+        raise ConfigError(f"fusion inputs {list(config.inputs)}: StockNet fusion uses exactly {list(INPUTS)}")
+    return config
+
+
 def fusion_report(
     path: Path,
     split: str = "test",
@@ -104,52 +169,90 @@ def fusion_report(
 ) -> dict[str, Any]:
     """``price_only``, ``sentiment_only`` and ``fused`` on StockNet ``split`` (``dev`` or ``test``; see the module
     docstring), with baselines, weights and a plain ``verdict``."""
-    if split not in ("dev", "test"):
-        raise ConfigError(f"split {split!r}: allowed values are dev, test (train fits the inputs)")
-    config = config or FusionConfig(inputs=INPUTS)
-    if set(config.inputs) != set(INPUTS):
-        raise ConfigError(f"fusion inputs {list(config.inputs)}: StockNet fusion uses exactly {list(INPUTS)}")
-    data = load_stocknet(Path(path), tickers)
-    sets = {name: stocknet_samples(data, name, text=True) for name in ("train", "dev", "test")}
-    price = {name: select(s, PRICE_FEATURES) for name, s in sets.items()}
-    text = {name: select(s, TEXT_FEATURES) for name, s in sets.items()}
-    walk = ("dev", "test") if split == "test" else ("dev",)
-    rows = {name: sets[name] for name in walk}
-    ts = np.concatenate([rows[n].ts for n in walk])
-    y = np.concatenate([rows[n].y for n in walk])
-    evaluated = np.concatenate([np.full(len(rows[n]), n == split) for n in walk])
-    sentiment_model = create("logreg").fit(text["train"], None, seed=0)
-    p_sent = np.concatenate([_up(predict_samples(sentiment_model, text[n])) for n in walk])
-    tweets = np.concatenate([(text[n].X[:, :, 0] > 0).any(axis=1) for n in walk])
-    target = sets[split]
+    config = _fusion_config(config)
+    got = _inputs(path, split, kind, seeds, params, tickers, middle_band=False)
+    ev = got.evaluated
+    sentiment = np.where(got.tweets, got.sentiment, np.nan)
     price_probas, fused_probas, walks = [], [], []
-    for model in fit_seeds(kind, price["train"], price["dev"], seeds, params or {}):
-        p_price = np.concatenate([_up(predict_samples(model, price[n])) for n in walk])
-        result = walk_forward_fusion(
-            ts, y, {"price": p_price, "sentiment": np.where(tweets, p_sent, np.nan)}, evaluated, config
-        )
-        price_probas.append(_two(p_price[evaluated]))
+    for p_price in got.price:
+        result = walk_forward_fusion(got.ts, got.labels, {"price": p_price, "sentiment": sentiment}, ev, config)
+        price_probas.append(_two(p_price[ev]))
         fused_probas.append(_two(result.probability))
         walks.append(result)
+    target = got.target
+    price_only = select(target, PRICE_FEATURES)  # the previous-move baseline reads prev, not X
     report: dict[str, Any] = {
         "dataset": "stocknet",
         "split": split,
         "kind": kind,
         "seeds": seeds,
-        "tickers": len(data.tickers),
+        "tickers": got.tickers,
         "n": len(target),
-        "with_tweets": int(tweets[evaluated].sum()),
+        "with_tweets": int(got.tweets[ev].sum()),
         "price_only": seed_report(price_probas, target),
-        "sentiment_only": seed_report([_two(p_sent[evaluated])], target),
+        "sentiment_only": seed_report([_two(got.sentiment[ev])], target),
         "fused": seed_report(fused_probas, target),
-        "baselines": baseline_reports(price["train"], price[split], price["dev"], ("majority", "previous_move")),
+        "baselines": baseline_reports(
+            select(got.train, PRICE_FEATURES), price_only, None, ("majority", "previous_move")
+        ),
         "fusion": {**config.model_dump(), "final": walks[0].final},
-        "weight_history": [
-            {"day": str(np.datetime64(day, "ns").astype("datetime64[D]")), **w} for day, w in walks[0].history
-        ],
+        "weight_history": _history(walks[0]),
     }
     report["verdict"] = verdict(report)
     return report
+
+
+def _history(walk: WalkResult) -> list[dict[str, Any]]:
+    return [{"day": str(np.datetime64(day, "ns").astype("datetime64[D]")), **w} for day, w in walk.history]
+
+
+def backtest_report(
+    path: Path,
+    split: str = "test",
+    kind: str = "lgbm",
+    seeds: int = 3,
+    params: dict[str, Any] | None = None,
+    config: FusionConfig | None = None,
+    costs: BacktestConfig | None = None,
+    tickers: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """Walk-forward backtest on **every** trading day of StockNet ``split`` (the middle-band days StockNet's
+    classification protocol drops are traded too): ``price_only`` (the seeds' mean probability, what a registered
+    model serves), ``sentiment_only``, ``fused`` (walked forward, learning each day's direction after its close)
+    and buy-and-hold, with ``costs``. Returns the figures and the ``equity`` frame (for :func:`plot_equity`)."""
+    config = _fusion_config(config)
+    got = _inputs(path, split, kind, seeds, params, tickers, middle_band=True)
+    ev = got.evaluated
+    up = (got.moves > 0).astype(np.int64)
+    p_price = np.mean(got.price, axis=0)
+    sentiment = np.where(got.tweets, got.sentiment, np.nan)
+    walk = walk_forward_fusion(got.ts, up, {"price": p_price, "sentiment": sentiment}, ev, config)
+    frame = pd.DataFrame(
+        {
+            "ts": pd.to_datetime(got.ts[ev], utc=True),
+            "symbol": got.target.symbol,
+            "ret": got.moves[ev],
+            "price_only": p_price[ev],
+            "sentiment_only": got.sentiment[ev],
+            "fused": walk.probability,
+        }
+    ).dropna(subset=["ret"])
+    result = backtest(frame, ["price_only", "sentiment_only", "fused"], costs)
+    return {
+        "dataset": "stocknet",
+        "split": split,
+        "kind": kind,
+        "seeds": seeds,
+        "tickers": got.tickers,
+        "rows": len(frame),
+        "days": int(frame["ts"].nunique()),
+        "from": str(frame["ts"].min().date()) if len(frame) else None,
+        "to": str(frame["ts"].max().date()) if len(frame) else None,
+        "config": result["config"],
+        "strategies": result["strategies"],
+        "fusion": {**config.model_dump(), "final": walk.final},
+        "equity": result["equity"],
+    }
 
 
 def verdict(report: dict[str, Any]) -> str:
@@ -165,4 +268,4 @@ def verdict(report: dict[str, Any]) -> str:
     )
 
 
-__all__ = ["INPUTS", "WalkResult", "fusion_report", "select", "verdict", "walk_forward_fusion"]
+__all__ = ["INPUTS", "WalkResult", "backtest_report", "fusion_report", "select", "verdict", "walk_forward_fusion"]

@@ -135,8 +135,11 @@ def load_stocknet(path: Path, tickers: Sequence[str] | None = None) -> StockNetD
     return StockNetData(path, chosen, prices, tweets, _read_table(path / "StockTable.tsv"))
 
 
-def stocknet_samples(data: StockNetData, split: str, text: bool = True) -> Samples:
+def stocknet_samples(data: StockNetData, split: str, text: bool = True, middle_band: bool = False) -> Samples:
     """The samples of ``split`` (``train``, ``dev``, ``test`` or ``all``), ordered by ``(ts, symbol)``.
+
+    ``middle_band=True`` also keeps the target days whose move is in the dropped band, with ``y = -1`` — for a
+    backtest, which trades every day; never for classification figures (StockNet's protocol drops them).
 
     ``X`` is ``(n, 5, F)`` float32 with the features of the module docstring (text ones only with ``text=True``,
     which needs tweets: a one-line :class:`ConfigError` when the folder has none). ``info`` carries the date range,
@@ -167,8 +170,11 @@ def stocknet_samples(data: StockNetData, split: str, text: bool = True) -> Sampl
             continue
         X = feats[target[:, None] + np.arange(-LAG, 0)[None, :]]
         in_range = (days[target] >= start) & (days[target] < end)
-        keep = in_range & (label[target] >= 0) & np.isfinite(X).all(axis=(1, 2))
-        dropped += int((in_range & (label[target] < 0)).sum())
+        labelled = label[target] >= 0
+        if middle_band:
+            labelled |= np.isfinite(move[target])
+        keep = in_range & labelled & np.isfinite(X).all(axis=(1, 2))
+        dropped += int((in_range & ~labelled).sum())
         rows = target[keep]
         parts.append((X[keep], label[rows], days[rows], label[rows - 1], np.abs(move[rows]), t))
     if parts:
@@ -201,6 +207,22 @@ def stocknet_samples(data: StockNetData, split: str, text: bool = True) -> Sampl
     if text and len(y):
         info["with_tweets"] = int((X[:, :, names.index("tweets_log1p")] > 0).any(axis=1).sum())
     return Samples(X[order], y[order], ts[order], symbol[order], prev[order], names, stocknet_schema(text), 2, info)
+
+
+def stocknet_moves(data: StockNetData, samples: Samples) -> npt.NDArray[np.float64]:
+    """The move of each sample's target day, ``AdjClose_d / AdjClose_{d-1} - 1`` (unrounded): what a position
+    taken for day ``d`` earns (the label's source; known only after day ``d`` closes)."""
+    out = np.full(len(samples), np.nan)
+    for t in np.unique(samples.symbol).tolist():
+        prices = data.prices[t]
+        days = prices["date"].to_numpy("datetime64[ns]").view(np.int64)
+        adj = prices["adj_close"].to_numpy(np.float64)
+        move = np.concatenate([[np.nan], adj[1:] / adj[:-1] - 1.0])
+        rows = np.flatnonzero(samples.symbol == t)
+        at = np.searchsorted(days, samples.ts[rows])
+        found = (at < len(days)) & (days[np.minimum(at, len(days) - 1)] == samples.ts[rows])
+        out[rows[found]] = move[at[found]]
+    return out
 
 
 def _day(ns: np.int64) -> str:
