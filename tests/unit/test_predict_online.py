@@ -111,6 +111,11 @@ def test_engine_predicts_each_new_feature_vector_once_its_window_is_complete(tmp
     assert p.horizon_s == 300
     assert engine.online.get("predictions", p.symbol)["model"] == "m@1"
     assert engine.history.count("predictions", p.symbol) == per_symbol
+    # every prediction is fused (no posts here: price alone) and the 5-minute outcomes settle the weights
+    assert engine.counters.signals == len(preds) and engine.history.count("signals", p.symbol) == per_symbol
+    signal = engine.online.get("signals", p.symbol)
+    assert signal["components"] == {"price": pytest.approx(p.p_up)} and signal["score"] == pytest.approx(2 * p.p_up - 1)
+    assert engine.state.fusion.settled == 2 * (per_symbol - 5), "all but the last 5 minutes' predictions settled"
 
 
 def test_hot_reload_switches_to_a_replaced_model(tmp_path: Path) -> None:

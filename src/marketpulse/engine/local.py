@@ -13,7 +13,10 @@ Per poll of ``market.ticks``, ``market.bars``, ``social.posts`` and ``news.artic
   aggregate (per source and combined, event time) → ``sentiment.scores``, the history store (per-post scores)
   and the online store (latest aggregate); rejected texts are dead-lettered with their reason;
 * feature vectors → price predictions (:class:`~marketpulse.predict.online.OnlinePredictor`, when a registered
-  model of the engine's feature schema exists; hot-reloaded) → ``predictions.price``, history and online store.
+  model of the engine's feature schema exists; hot-reloaded) → ``predictions.price``, history and online store;
+* predictions + the latest combined sentiment → fused signals (:class:`~marketpulse.fusion.online.OnlineFusion`,
+  Hedge weights learned from settled outcomes) → ``signals.fused``, history and online store (``signals``, with
+  the weights).
 
 The consumer commits after a micro-batch is processed and published (at-least-once). Stage functions are pure
 over (batch, state), so the same input gives the same bars, features and per-post scores at any speed and any
@@ -41,6 +44,7 @@ from marketpulse.bus.base import (
     NEWS_ARTICLES,
     PREDICTIONS_PRICE,
     SENTIMENT_SCORES,
+    SIGNALS_FUSED,
     SOCIAL_POSTS,
     Bus,
     Message,
@@ -52,6 +56,7 @@ from marketpulse.events import (
     FeatureBatch,
     Post,
     SentimentScore,
+    Signal,
     TickBatch,
     decode,
     encode,
@@ -61,6 +66,7 @@ from marketpulse.events import (
 from marketpulse.features.bars import BarState, flush, ticks_to_bars
 from marketpulse.features.market import NAMES, FeatureState, compute_features
 from marketpulse.features.text import TextState, process_posts
+from marketpulse.fusion.online import OnlineFusion
 from marketpulse.predict.online import OnlinePredictor
 from marketpulse.sentiment import build_sentiment_model
 from marketpulse.sentiment.aggregate import SentimentAggregator, score_events
@@ -89,6 +95,7 @@ class EngineCounters:
     latency_ns: list[int] = field(default_factory=list)
     predictions: int = 0
     prediction_latency_ns: list[int] = field(default_factory=list)
+    signals: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         lat = np.array(self.latency_ns, dtype=float) / 1e6
@@ -106,6 +113,7 @@ class EngineCounters:
             "latency_ms_p50": round(float(np.percentile(lat, 50)), 3) if lat.size else None,
             "latency_ms_p99": round(float(np.percentile(lat, 99)), 3) if lat.size else None,
             "predictions": self.predictions,
+            "signals": self.signals,
         }
 
 
@@ -119,6 +127,7 @@ class EngineState:
     reliability: SourceReliability = field(default_factory=SourceReliability)
     sentiment: SentimentAggregator = field(default_factory=SentimentAggregator)
     last_close: dict[tuple[int, str], float] = field(default_factory=dict)
+    fusion: OnlineFusion = field(default_factory=OnlineFusion)
 
     def __post_init__(self) -> None:
         if self.sentiment.reliability is None:  # the combined score weighs sources by their learned reliability
@@ -274,11 +283,14 @@ class LocalEngine:
         if self.store:
             self.online.put_many(f"features_{interval_s}s", latest)
         if self.predictor is not None:
-            self._predict(rows, interval_s, ingest_ns)
+            self._predict(rows, bars, interval_s, ingest_ns)
 
-    def _predict(self, rows: pd.DataFrame, interval_s: int, ingest_ns: int) -> None:
+    def _predict(self, rows: pd.DataFrame, bars: pd.DataFrame, interval_s: int, ingest_ns: int) -> None:
         assert self.predictor is not None
         predictions = self.predictor.update(rows, interval_s, ingest_ns)
+        signals = self._fuse(bars, predictions)
+        if signals:
+            self._signals(signals)
         if not predictions:
             return
         self.counters.predictions += len(predictions)
@@ -299,6 +311,45 @@ class LocalEngine:
                         "model": p.version,
                     }
                     for p in predictions
+                },
+            )
+
+    def _fuse(self, bars: pd.DataFrame, predictions: Sequence[Any]) -> list[Signal]:
+        """Bars and predictions of this micro-batch through the fusion stage, merged in event time (a bar at
+        ``t`` settles what is due by ``t`` and sets the close that predictions at ``t`` start from)."""
+        fusion = self.state.fusion
+        ts_all = bars["ts"].to_numpy("datetime64[ns]").view(np.int64)
+        events: list[tuple[int, int, Any]] = [
+            (int(t), 0, (str(sym), float(c)))
+            for sym, t, c in zip(bars["symbol"].astype(str), ts_all, bars["close"].to_numpy(float), strict=True)
+        ]
+        events += [(int(pd.Timestamp(p.ts).value), 1, p) for p in predictions]
+        signals: list[Signal] = []
+        for ts, kind, item in sorted(events, key=lambda e: (e[0], e[1])):
+            if kind == 0:
+                fusion.bar(item[0], ts, item[1])
+                continue
+            signal = fusion.predict(item.symbol, ts, item.p_up, item.horizon_s, item.version)
+            if signal is not None:
+                signals.append(signal)
+        return signals
+
+    def _signals(self, signals: list[Signal]) -> None:
+        self.counters.signals += len(signals)
+        self.bus.publish_events(SIGNALS_FUSED, signals)
+        if self.store:
+            self.history.write_events("signals", signals)
+            self.online.put_many(
+                "signals",
+                {
+                    s.symbol: {
+                        "ts": int(pd.Timestamp(s.ts).value),
+                        "score": s.score,
+                        "components": s.components,
+                        "weights": s.weights,
+                        "fusion": self.state.fusion.fusion.state(),
+                    }
+                    for s in signals
                 },
             )
 
@@ -351,6 +402,7 @@ class LocalEngine:
             combined = agg.get(event.symbol, event.ts)
             if combined is not None:
                 aggregates.append(combined.to_event(f"{self.model.name}-agg", event.ingest_ns))
+                self.state.fusion.sentiment(event.symbol, int(pd.Timestamp(event.ts).value), combined.polarity)
         self.counters.scores += len(per_post)
         self.bus.publish_events(SENTIMENT_SCORES, [*per_post, *aggregates])
         if self.store:
