@@ -1,0 +1,554 @@
+"""Alert rules, cool-down and the :class:`AlertManager` that routes what fires to the bus and the notifiers.
+
+Rules are pure and River style: one state per symbol (or key), ``update(...)`` takes one observation with its
+**event time** and returns the alerts that fire (``[]`` mostly). Nothing reads the wall clock, so one input gives
+one output. Every rule warms up: it never fires before it has seen enough history (``min_history``/``min_count``).
+
+* ``signal_flip`` — the fused signal's direction (sign of ``score`` outside ``±dead_band``) differs from the last
+  *confident* direction of that symbol and the new signal's confidence (``|score|`` unless given) is at least
+  ``min_confidence``. Weak signals neither fire nor change the reference direction.
+* ``price_move`` — ``|log return|`` of a bar exceeds ``k`` σ, σ being the std of the **previous** returns only
+  (a window of ``window`` returns, or an EWMA with ``ewma_halflife`` bars); the current return joins the history
+  after it was judged.
+* ``sentiment_spike`` — per time bucket, the z-score of the post count and of the mean polarity against the
+  symbol's own previous buckets (std floored at ``*_min_std``); the count fires upwards, polarity either way.
+* ``model_drift`` — hit rate (predicted direction == realised direction) over the last ``window`` outcomes below
+  ``min_hit_rate`` once ``min_count`` outcomes are in.
+* ``pipeline_lag`` — a measured lag above ``max_lag_s``.
+
+:class:`Cooldown`: an alert with the same ``(rule, symbol)`` whose event time is within that rule's
+``cooldown_s`` of the last one sent is suppressed (counted, not sent). :class:`AlertManager.emit` applies it,
+then publishes each alert to the ``alerts`` topic (when a bus is given; a bus error is logged and counted, never
+raised) and submits it to the :class:`~marketpulse.monitoring.notifiers.Dispatcher` (never blocks).
+The manager is not thread-safe: one pipeline thread calls it.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import math
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+from typing import Any, Literal, Self
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from marketpulse.bus.base import ALERTS, Bus
+from marketpulse.errors import BusError, ConfigError
+from marketpulse.events import Alert, Bar, BarBatch, Event, Prediction, SentimentScore, Signal
+from marketpulse.monitoring.notifiers import (
+    DispatchConfig,
+    Dispatcher,
+    EmailNotifierConfig,
+    LogNotifierConfig,
+    NotifierConfig,
+    WebhookNotifierConfig,
+)
+
+log = logging.getLogger(__name__)
+
+Severity = Literal["info", "warning", "critical"]
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+# -- config --------------------------------------------------------------------------------------------------------
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _RuleConfig(_Section):
+    enabled: bool = Field(True, description="evaluate this rule")
+    severity: Severity = Field("warning", description="severity of the alerts it raises")
+    cooldown_s: float = Field(900.0, ge=0, description="same rule and symbol alert at most once per this event time")
+
+
+class SignalFlipConfig(_RuleConfig):
+    min_confidence: float = Field(0.5, ge=0, le=1, description="confidence the new direction needs")
+    dead_band: float = Field(0.0, ge=0, lt=1, description="|score| at or below this has no direction")
+
+
+class PriceMoveConfig(_RuleConfig):
+    cooldown_s: float = Field(300.0, ge=0, description="same rule and symbol alert at most once per this event time")
+    k: float = Field(4.0, gt=0, description="fire when |log return| > k σ")
+    window: int = Field(100, ge=2, description="past returns in the windowed σ")
+    ewma_halflife: float | None = Field(None, gt=0, description="bars; set to use an EWMA σ instead of the window")
+    min_history: int = Field(30, ge=2, description="past returns seen before judging")
+
+
+class SentimentSpikeConfig(_RuleConfig):
+    z: float = Field(3.0, gt=0, description="fire when a z-score reaches this")
+    bucket_s: int = Field(300, gt=0, description="bucket length when fed SentimentScore events")
+    window: int = Field(288, ge=2, description="past buckets in the rolling mean/std")
+    min_history: int = Field(24, ge=2, description="past buckets seen before judging")
+    volume_min_std: float = Field(1.0, gt=0, description="floor of the post-count std")
+    polarity_min_std: float = Field(0.05, gt=0, description="floor of the mean-polarity std")
+
+
+class ModelDriftConfig(_RuleConfig):
+    cooldown_s: float = Field(3600.0, ge=0, description="same rule and symbol alert at most once per this event time")
+    min_hit_rate: float = Field(0.45, ge=0, le=1, description="fire below this rolling hit rate")
+    window: int = Field(200, ge=1, description="outcomes in the rolling hit rate")
+    min_count: int = Field(50, ge=1, description="outcomes needed before judging")
+
+
+class PipelineLagConfig(_RuleConfig):
+    cooldown_s: float = Field(300.0, ge=0, description="same rule and symbol alert at most once per this event time")
+    max_lag_s: float = Field(30.0, gt=0, description="fire above this lag")
+
+
+def _default_notifiers() -> list[NotifierConfig]:
+    return [LogNotifierConfig()]
+
+
+class AlertsConfig(_Section):
+    """The ``alerts`` section: rules, notifiers and delivery."""
+
+    enabled: bool = Field(True, description="evaluate rules at all")
+    publish: bool = Field(True, description="publish alerts to the bus topic 'alerts' when a bus is given")
+    signal_flip: SignalFlipConfig = Field(default_factory=SignalFlipConfig, description="fused-signal flip")
+    price_move: PriceMoveConfig = Field(default_factory=PriceMoveConfig, description="move beyond k σ")
+    sentiment_spike: SentimentSpikeConfig = Field(default_factory=SentimentSpikeConfig, description="talk spikes")
+    model_drift: ModelDriftConfig = Field(default_factory=ModelDriftConfig, description="hit rate drops")
+    pipeline_lag: PipelineLagConfig = Field(default_factory=PipelineLagConfig, description="lag too high")
+    notifiers: list[NotifierConfig] = Field(
+        default_factory=_default_notifiers, description="where alerts go (types: log, webhook, email)"
+    )
+    dispatch: DispatchConfig = Field(default_factory=DispatchConfig, description="queue and retry of delivery")
+
+
+_NOTIFIER_MODELS: dict[str, type[BaseModel]] = {
+    "log": LogNotifierConfig,
+    "webhook": WebhookNotifierConfig,
+    "email": EmailNotifierConfig,
+}
+
+
+def _holder(loc: tuple[str | int, ...]) -> tuple[list[str], type[BaseModel] | None]:
+    """The key as the user writes it (union tags dropped) and the model holding its last part."""
+    model: type[BaseModel] | None = AlertsConfig
+    shown: list[str] = []
+    for i, part in enumerate(loc):
+        if i == 2 and loc[0] == "notifiers" and part in _NOTIFIER_MODELS:  # the union tag pydantic adds
+            model = _NOTIFIER_MODELS[str(part)]
+            continue
+        if isinstance(part, int) or model is None:
+            shown.append(str(part))
+            continue
+        shown.append(part)
+        field = model.model_fields.get(part)
+        ann = field.annotation if field is not None else None
+        model = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
+    return shown, model
+
+
+def format_alerts_error(error: ValidationError, section: str = "alerts") -> str:
+    """One line per problem: ``config error: alerts.<key>: <what is wrong>; allowed: <values>``."""
+    lines = []
+    for item in error.errors():
+        loc = tuple(item["loc"])
+        shown, _ = _holder(loc)
+        key = ".".join([section, *shown])
+        kind, ctx, got = item["type"], item.get("ctx") or {}, item.get("input")
+        if kind == "extra_forbidden":
+            _, holder = _holder(loc[:-1])
+            allowed = ", ".join(sorted(holder.model_fields)) if holder is not None else "(none)"
+            lines.append(f"config error: {key}: unknown key; allowed keys: {allowed}")
+        elif kind == "union_tag_invalid":
+            lines.append(f"config error: {key}.type: got {ctx.get('tag')!r}; allowed: {ctx.get('expected_tags')}")
+        elif kind == "union_tag_not_found":
+            lines.append(f"config error: {key}.type: missing; allowed: {', '.join(map(repr, _NOTIFIER_MODELS))}")
+        elif kind == "literal_error":
+            lines.append(f"config error: {key}: got {got!r}; allowed: {ctx.get('expected')}")
+        else:
+            lines.append(f"config error: {key}: {item['msg']}; got {got!r}")
+    return "\n".join(lines)
+
+
+def load_alerts_config(data: Mapping[str, Any] | None = None) -> AlertsConfig:
+    """Validate the ``alerts`` section; :class:`~marketpulse.errors.ConfigError` names the key and allowed values."""
+    try:
+        return AlertsConfig.model_validate(dict(data or {}))
+    except ValidationError as e:
+        raise ConfigError(format_alerts_error(e)) from e
+
+
+# -- rolling statistics ---------------------------------------------------------------------------------------------
+
+
+class _Window:
+    """Mean and sample std of the last ``size`` values."""
+
+    def __init__(self, size: int) -> None:
+        self.values: deque[float] = deque(maxlen=size)
+
+    @property
+    def n(self) -> int:
+        return len(self.values)
+
+    def add(self, x: float) -> None:
+        self.values.append(x)
+
+    def mean_std(self) -> tuple[float, float]:
+        n = len(self.values)
+        mean = math.fsum(self.values) / n
+        var = math.fsum((v - mean) ** 2 for v in self.values) / (n - 1) if n > 1 else 0.0
+        return mean, math.sqrt(var)
+
+
+class _Ewma:
+    """Exponentially weighted mean and std (West's incremental form), ``halflife`` in observations."""
+
+    def __init__(self, halflife: float) -> None:
+        self.alpha = 1.0 - 0.5 ** (1.0 / halflife)
+        self.n = 0
+        self.mean = 0.0
+        self.var = 0.0
+
+    def add(self, x: float) -> None:
+        if self.n == 0:
+            self.mean = x
+        else:
+            diff = x - self.mean
+            incr = self.alpha * diff
+            self.mean += incr
+            self.var = (1.0 - self.alpha) * (self.var + diff * incr)
+        self.n += 1
+
+    def mean_std(self) -> tuple[float, float]:
+        return self.mean, math.sqrt(self.var)
+
+
+# -- rules ----------------------------------------------------------------------------------------------------------
+
+
+class _Rule:
+    name = "rule"
+
+    def __init__(self, config: _RuleConfig) -> None:
+        self.severity: Severity = config.severity
+
+    def _alert(self, ts: datetime, symbol: str | None, message: str, severity: Severity | None = None) -> list[Alert]:
+        return [Alert(ts=ts, rule=self.name, severity=severity or self.severity, message=message, symbol=symbol)]
+
+
+class SignalFlipRule(_Rule):
+    name = "signal_flip"
+
+    def __init__(self, config: SignalFlipConfig | None = None) -> None:
+        self.config = config = config or SignalFlipConfig()
+        super().__init__(config)
+        self._last: dict[str, int] = {}  # last confident direction per symbol
+
+    def update(self, symbol: str, ts: datetime, score: float, confidence: float | None = None) -> list[Alert]:
+        cfg = self.config
+        conf = abs(score) if confidence is None else confidence
+        direction = 1 if score > cfg.dead_band else -1 if score < -cfg.dead_band else 0
+        if direction == 0 or not conf >= cfg.min_confidence:
+            return []
+        previous = self._last.get(symbol)
+        self._last[symbol] = direction
+        if previous is None or previous == direction:
+            return []
+        word = "up" if direction > 0 else "down"
+        return self._alert(
+            ts, symbol, f"{symbol} fused signal flipped {word} (score {score:+.2f}, confidence {conf:.2f})"
+        )
+
+
+class PriceMoveRule(_Rule):
+    name = "price_move"
+
+    def __init__(self, config: PriceMoveConfig | None = None) -> None:
+        self.config = config = config or PriceMoveConfig()
+        super().__init__(config)
+        self._last: dict[str, float] = {}
+        self._stats: dict[str, _Window | _Ewma] = {}
+
+    def update(self, symbol: str, ts: datetime, price: float) -> list[Alert]:
+        """Judge the log return from the symbol's previous price (a non-positive or non-finite price is ignored)."""
+        if not (math.isfinite(price) and price > 0):
+            return []
+        previous = self._last.get(symbol)
+        self._last[symbol] = price
+        return [] if previous is None else self.update_return(symbol, ts, math.log(price / previous))
+
+    def update_return(self, symbol: str, ts: datetime, ret: float) -> list[Alert]:
+        cfg = self.config
+        stats = self._stats.get(symbol)
+        if stats is None:
+            stats = self._stats[symbol] = _Ewma(cfg.ewma_halflife) if cfg.ewma_halflife else _Window(cfg.window)
+        out: list[Alert] = []
+        if stats.n >= cfg.min_history:
+            sigma = stats.mean_std()[1]  # past returns only: ``ret`` is added below
+            if sigma > 0 and abs(ret) > cfg.k * sigma:
+                out = self._alert(
+                    ts, symbol, f"{symbol} moved {ret:+.2%} in one bar: {abs(ret) / sigma:.1f}σ (limit {cfg.k:g}σ)"
+                )
+        stats.add(ret)
+        return out
+
+
+def _z(x: float, stats: _Window, floor: float) -> tuple[float, float]:
+    mean, std = stats.mean_std()
+    return (x - mean) / max(std, floor), mean
+
+
+class SentimentSpikeRule(_Rule):
+    name = "sentiment_spike"
+
+    def __init__(self, config: SentimentSpikeConfig | None = None) -> None:
+        self.config = config = config or SentimentSpikeConfig()
+        super().__init__(config)
+        self._volume: dict[str, _Window] = {}
+        self._polarity: dict[str, _Window] = {}
+
+    def update(self, symbol: str, ts: datetime, count: float, polarity: float | None) -> list[Alert]:
+        """One bucket: its post count and mean polarity (``None`` when it had no post)."""
+        cfg = self.config
+        volume = self._volume.setdefault(symbol, _Window(cfg.window))
+        pol = self._polarity.setdefault(symbol, _Window(cfg.window))
+        parts = []
+        if volume.n >= cfg.min_history:
+            z, mean = _z(count, volume, cfg.volume_min_std)
+            if z >= cfg.z:
+                parts.append(f"post volume {count:g} is {z:.1f}σ above its mean {mean:.1f}")
+        if polarity is not None and pol.n >= cfg.min_history:
+            z, mean = _z(polarity, pol, cfg.polarity_min_std)
+            if abs(z) >= cfg.z:
+                parts.append(f"mean polarity {polarity:+.2f} is {z:+.1f}σ from its mean {mean:+.2f}")
+        volume.add(count)
+        if polarity is not None:
+            pol.add(polarity)
+        return self._alert(ts, symbol, f"{symbol} sentiment spike: {'; '.join(parts)}") if parts else []
+
+
+class ModelDriftRule(_Rule):
+    name = "model_drift"
+
+    def __init__(self, config: ModelDriftConfig | None = None) -> None:
+        self.config = config = config or ModelDriftConfig()
+        super().__init__(config)
+        self._hits: dict[str, deque[bool]] = {}
+
+    def update(self, symbol: str, ts: datetime, predicted_up: bool, realised_up: bool, model: str = "") -> list[Alert]:
+        cfg = self.config
+        hits = self._hits.setdefault(symbol, deque(maxlen=cfg.window))
+        hits.append(predicted_up == realised_up)
+        if len(hits) < cfg.min_count:
+            return []
+        rate = sum(hits) / len(hits)
+        if rate >= cfg.min_hit_rate:
+            return []
+        who = f"model {model} on {symbol}" if model else f"predictions on {symbol}"
+        return self._alert(
+            ts, symbol, f"{who}: hit rate {rate:.1%} over the last {len(hits)} below {cfg.min_hit_rate:.0%}"
+        )
+
+
+class PipelineLagRule(_Rule):
+    name = "pipeline_lag"
+
+    def __init__(self, config: PipelineLagConfig | None = None) -> None:
+        self.config = config = config or PipelineLagConfig()
+        super().__init__(config)
+
+    def update(self, ts: datetime, lag_s: float, *, stage: str = "pipeline", symbol: str | None = None) -> list[Alert]:
+        if not lag_s > self.config.max_lag_s:
+            return []
+        return self._alert(ts, symbol, f"{stage} lag {lag_s:.1f}s above {self.config.max_lag_s:g}s")
+
+
+# -- cool-down ------------------------------------------------------------------------------------------------------
+
+
+class Cooldown:
+    """Suppress a ``(rule, symbol)`` alert whose event time is within the rule's cool-down of the last one sent
+    (either side, so a replay or a late event does not re-alert); suppressed alerts are counted per rule."""
+
+    def __init__(self, cooldowns: Mapping[str, float], default_s: float = 0.0) -> None:
+        self._cooldowns = {rule: timedelta(seconds=s) for rule, s in cooldowns.items()}
+        self._default = timedelta(seconds=default_s)
+        self._last: dict[tuple[str, str | None], datetime] = {}
+        self.suppressed: dict[str, int] = {}
+
+    def allow(self, alert: Alert) -> bool:
+        key = (alert.rule, alert.symbol)
+        last = self._last.get(key)
+        if last is not None and abs(alert.ts - last) < self._cooldowns.get(alert.rule, self._default):
+            self.suppressed[alert.rule] = self.suppressed.get(alert.rule, 0) + 1
+            return False
+        self._last[key] = alert.ts
+        return True
+
+
+# -- manager --------------------------------------------------------------------------------------------------------
+
+
+def _ts_ns(ts: datetime) -> int:
+    delta = ts - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
+
+
+def _bucket_end(index: int, size_s: int) -> datetime:
+    return _EPOCH + timedelta(seconds=(index + 1) * size_s)
+
+
+class AlertManager:
+    """Feeds pipeline events to the rules; sends what fires (after the cool-down) to the bus and the notifiers.
+
+    ``observe(event)`` understands :class:`Signal` (flip), :class:`Bar`/:class:`BarBatch` (price move, and the
+    outcome of pending predictions), :class:`Prediction` (kept until ``ts + horizon_s``, then judged against the
+    first price at or after it: drift) and per-post :class:`SentimentScore` (``ref_id`` set; counted into
+    ``bucket_s`` buckets closed when a later bucket's event arrives). Other events are ignored. The ``observe_*``
+    methods feed already aggregated values. Every method returns the alerts actually sent.
+    """
+
+    def __init__(
+        self, config: AlertsConfig | None = None, *, dispatcher: Dispatcher | None = None, bus: Bus | None = None
+    ) -> None:
+        self.config = cfg = config or AlertsConfig()
+        self.dispatcher = dispatcher
+        self.bus = bus if cfg.publish else None
+        self.signal_flip = SignalFlipRule(cfg.signal_flip)
+        self.price_move = PriceMoveRule(cfg.price_move)
+        self.sentiment_spike = SentimentSpikeRule(cfg.sentiment_spike)
+        self.model_drift = ModelDriftRule(cfg.model_drift)
+        self.pipeline_lag = PipelineLagRule(cfg.pipeline_lag)
+        rules = (cfg.signal_flip, cfg.price_move, cfg.sentiment_spike, cfg.model_drift, cfg.pipeline_lag)
+        names = ("signal_flip", "price_move", "sentiment_spike", "model_drift", "pipeline_lag")
+        self._enabled = {name for name, rule in zip(names, rules, strict=True) if rule.enabled and cfg.enabled}
+        self.cooldown = Cooldown({name: rule.cooldown_s for name, rule in zip(names, rules, strict=True)})
+        self.sent = 0
+        self.publish_errors = 0
+        self._pending: dict[str, list[tuple[int, int, float, bool, str]]] = {}  # due_ns, seq, ref, up, model
+        self._seq = 0
+        self._last_price: dict[str, float] = {}
+        self._buckets: dict[str, list[float]] = {}  # symbol -> [bucket index, count, polarity sum]
+
+    @classmethod
+    def from_config(cls, config: AlertsConfig | None = None, bus: Bus | None = None) -> AlertManager:
+        """A manager with a started :class:`Dispatcher` over the configured notifiers."""
+        cfg = config or AlertsConfig()
+        return cls(cfg, dispatcher=Dispatcher.from_configs(cfg.notifiers, cfg.dispatch), bus=bus)
+
+    # -- feeding --------------------------------------------------------------------------------------------------
+
+    def observe(self, event: Event) -> list[Alert]:
+        if isinstance(event, Signal):
+            return self._run("signal_flip", lambda: self.signal_flip.update(event.symbol, event.ts, event.score))
+        if isinstance(event, Bar):
+            return self._price(event.symbol, event.ts, event.close)
+        if isinstance(event, BarBatch):
+            out: list[Alert] = []
+            closes = np.frombuffer(event.close, "<f8")
+            for ns, close in zip(np.frombuffer(event.ts_ns, "<i8").tolist(), closes.tolist(), strict=True):
+                out += self._price(event.symbol, _EPOCH + timedelta(microseconds=ns // 1000), close)
+            return out
+        if isinstance(event, Prediction):
+            ref = self._last_price.get(event.symbol)
+            if ref is not None and "model_drift" in self._enabled:
+                self._seq += 1
+                due = _ts_ns(event.ts) + event.horizon_s * 1_000_000_000
+                item = (due, self._seq, ref, event.p_up >= 0.5, event.version or event.model)
+                heapq.heappush(self._pending.setdefault(event.symbol, []), item)
+            return []
+        if isinstance(event, SentimentScore) and event.ref_id is not None:
+            return self._sentiment(event)
+        return []
+
+    def observe_many(self, events: Iterable[Event]) -> list[Alert]:
+        return [a for e in events for a in self.observe(e)]
+
+    def observe_sentiment(self, symbol: str, ts: datetime, count: float, polarity: float | None) -> list[Alert]:
+        return self._run("sentiment_spike", lambda: self.sentiment_spike.update(symbol, ts, count, polarity))
+
+    def observe_outcome(
+        self, symbol: str, ts: datetime, predicted_up: bool, realised_up: bool, model: str = ""
+    ) -> list[Alert]:
+        return self._run("model_drift", lambda: self.model_drift.update(symbol, ts, predicted_up, realised_up, model))
+
+    def observe_lag(
+        self, ts: datetime, lag_s: float, *, stage: str = "pipeline", symbol: str | None = None
+    ) -> list[Alert]:
+        return self._run("pipeline_lag", lambda: self.pipeline_lag.update(ts, lag_s, stage=stage, symbol=symbol))
+
+    def _run(self, rule: str, fire: Callable[[], list[Alert]]) -> list[Alert]:
+        return self.emit(fire()) if rule in self._enabled else []
+
+    def _price(self, symbol: str, ts: datetime, price: float) -> list[Alert]:
+        out = self._run("price_move", lambda: self.price_move.update(symbol, ts, price))
+        if math.isfinite(price) and price > 0:
+            self._last_price[symbol] = price
+            pending = self._pending.get(symbol)
+            now = _ts_ns(ts)
+            while pending and pending[0][0] <= now:
+                _, _, ref, up, model = heapq.heappop(pending)
+                if price != ref:
+                    out += self.observe_outcome(symbol, ts, up, price > ref, model)
+        return out
+
+    def _sentiment(self, event: SentimentScore) -> list[Alert]:
+        size = self.config.sentiment_spike.bucket_s
+        index = _ts_ns(event.ts) // (size * 1_000_000_000)
+        state = self._buckets.get(event.symbol)
+        out: list[Alert] = []
+        if state is None:
+            state = self._buckets[event.symbol] = [index, 0.0, 0.0]
+        elif index > state[0]:
+            start, count, total = int(state[0]), state[1], state[2]
+            out += self.observe_sentiment(
+                event.symbol, _bucket_end(start, size), count, total / count if count else None
+            )
+            for empty in range(max(start + 1, index - self.config.sentiment_spike.window), index):
+                out += self.observe_sentiment(event.symbol, _bucket_end(empty, size), 0.0, None)
+            state[:] = [index, 0.0, 0.0]
+        elif index < state[0]:
+            return []  # later than its bucket: already judged
+        state[1] += 1
+        state[2] += event.polarity
+        return out
+
+    # -- sending --------------------------------------------------------------------------------------------------
+
+    def emit(self, alerts: Iterable[Alert]) -> list[Alert]:
+        """Apply the cool-down, then publish and submit each remaining alert; returns those sent."""
+        sent = [a for a in alerts if self.cooldown.allow(a)]
+        for alert in sent:
+            if self.bus is not None:
+                try:
+                    self.bus.publish_event(ALERTS, alert)
+                except BusError as e:
+                    self.publish_errors += 1
+                    log.warning("alert %s %s not published: %s", alert.rule, alert.symbol, e)
+            if self.dispatcher is not None:
+                self.dispatcher.submit(alert)
+        self.sent += len(sent)
+        return sent
+
+    def stats(self) -> dict[str, Any]:
+        """``sent``, ``suppressed`` (total and ``suppressed_by_rule``), ``publish_errors`` and the dispatcher's."""
+        out: dict[str, Any] = {
+            "sent": self.sent,
+            "suppressed": sum(self.cooldown.suppressed.values()),
+            "suppressed_by_rule": dict(self.cooldown.suppressed),
+            "publish_errors": self.publish_errors,
+        }
+        if self.dispatcher is not None:
+            out.update(self.dispatcher.stats())
+        return out
+
+    def close(self, timeout: float = 10.0) -> bool:
+        """Drain and stop the dispatcher (True when everything queued was handled in time)."""
+        return self.dispatcher.close(timeout) if self.dispatcher is not None else True
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
