@@ -214,6 +214,7 @@ def run(
     stop = threading.Event()
     _stop_on_signals(stop)
     clock = ReplayClock(pace, max_gap_s=settings.run.max_gap_s, stop=stop)
+    from marketpulse.monitoring.alerts import AlertManager
     from marketpulse.predict.online import build_predictor
 
     engine = LocalEngine(
@@ -222,6 +223,7 @@ def run(
         pipeline.history,
         sentiment_model=settings.sentiment.model,
         predictor=build_predictor(settings),
+        alerts=AlertManager.from_config(settings.alerts, pipeline.bus) if settings.alerts.enabled else None,
     )
     serving = _Serving(
         settings, pipeline, engine, not once if serve_api is None else serve_api, with_dashboard, quiet=as_json
@@ -254,6 +256,8 @@ def run(
         pipeline.close()
     if as_json:
         engine_report = {**engine.counters.as_dict(), "sentiment_model": engine.model.name}
+        if engine.alerts is not None:
+            engine_report["alerts"] = engine.alerts.stats()
         print(json.dumps({"command": "run", **counters.as_dict(), "engine": engine_report}))
 
 

@@ -29,6 +29,7 @@ from marketpulse.bus.kafka import KafkaBusConfig
 from marketpulse.bus.memory import MemoryBusConfig
 from marketpulse.clock import parse_speed
 from marketpulse.errors import ConfigError
+from marketpulse.monitoring.alerts import AlertsConfig
 from marketpulse.store.memory import MemoryOnlineStoreConfig
 from marketpulse.store.redis import RedisOnlineStoreConfig
 from marketpulse.store.sqlite import SqliteHistoryStoreConfig
@@ -179,6 +180,7 @@ class Settings(BaseSettings):
     replay: ReplayConfig = Field(default_factory=ReplayConfig)
     run: RunConfig = Field(default_factory=RunConfig)
     services: ServicesConfig = Field(default_factory=ServicesConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
 
     @classmethod
     def settings_customise_sources(

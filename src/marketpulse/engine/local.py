@@ -16,7 +16,10 @@ Per poll of ``market.ticks``, ``market.bars``, ``social.posts`` and ``news.artic
   model of the engine's feature schema exists; hot-reloaded) → ``predictions.price``, history and online store;
 * predictions + the latest combined sentiment → fused signals (:class:`~marketpulse.fusion.online.OnlineFusion`,
   Hedge weights learned from settled outcomes) → ``signals.fused``, history and online store (``signals``, with
-  the weights).
+  the weights);
+* with an :class:`~marketpulse.monitoring.alerts.AlertManager`: bars, predictions, per-post scores and signals go
+  through the alert rules (k-sigma move, drift, sentiment spike, signal flip) and each micro-batch's lag (ingest of
+  its newest record → processed) through the lag rule; alerts go to ``alerts`` and the notifiers, never blocking.
 
 The consumer commits after a micro-batch is processed and published (at-least-once). Stage functions are pure
 over (batch, state), so the same input gives the same bars, features and per-post scores at any speed and any
@@ -51,6 +54,8 @@ from marketpulse.bus.base import (
 )
 from marketpulse.errors import CodecError
 from marketpulse.events import (
+    Alert,
+    Bar,
     BarBatch,
     DeadLetter,
     FeatureBatch,
@@ -67,6 +72,7 @@ from marketpulse.features.bars import BarState, flush, ticks_to_bars
 from marketpulse.features.market import NAMES, FeatureState, compute_features
 from marketpulse.features.text import TextState, process_posts
 from marketpulse.fusion.online import OnlineFusion
+from marketpulse.monitoring.alerts import AlertManager
 from marketpulse.predict.online import OnlinePredictor
 from marketpulse.sentiment import build_sentiment_model
 from marketpulse.sentiment.aggregate import SentimentAggregator, score_events
@@ -96,6 +102,7 @@ class EngineCounters:
     predictions: int = 0
     prediction_latency_ns: list[int] = field(default_factory=list)
     signals: int = 0
+    alerts: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         lat = np.array(self.latency_ns, dtype=float) / 1e6
@@ -114,6 +121,7 @@ class EngineCounters:
             "latency_ms_p99": round(float(np.percentile(lat, 99)), 3) if lat.size else None,
             "predictions": self.predictions,
             "signals": self.signals,
+            "alerts": self.alerts,
         }
 
 
@@ -128,6 +136,7 @@ class EngineState:
     sentiment: SentimentAggregator = field(default_factory=SentimentAggregator)
     last_close: dict[tuple[int, str], float] = field(default_factory=dict)
     fusion: OnlineFusion = field(default_factory=OnlineFusion)
+    newest_ts: datetime | None = None
 
     def __post_init__(self) -> None:
         if self.sentiment.reliability is None:  # the combined score weighs sources by their learned reliability
@@ -149,17 +158,21 @@ class LocalEngine:
         sentiment_model: str = "lexicon",
         store: bool = True,
         predictor: OnlinePredictor | None = None,
+        alerts: AlertManager | None = None,
     ) -> None:
         self.bus, self.online, self.history, self.store = bus, online, history, store
         self.bar_interval_s, self.allowed_lateness_s = bar_interval_s, allowed_lateness_s
         self.model = build_sentiment_model(sentiment_model)
         self.predictor = predictor
+        self.alerts = alerts
         self.state = EngineState()
         self.counters = EngineCounters()
         self.consumer = bus.consumer(group, INPUT_TOPICS)
 
     def close(self) -> None:
         self.consumer.close()
+        if self.alerts is not None:
+            self.alerts.close()
 
     # -- driving -----------------------------------------------------------------------------------------------
     def step(self, max_records: int = 5_000, timeout: float = 0.0) -> int:
@@ -220,6 +233,10 @@ class LocalEngine:
             # partitions interleave differently from poll to poll: order posts by event time (then id) so the
             # stateful text filters (duplicates, author repeats) decide the same way at any speed
             self._posts(sorted(posts, key=lambda p: (p.ts, p.id)))
+        if self.alerts is not None and newest_ingest and self.state.newest_ts is not None:
+            self._stored(
+                self.alerts.observe_lag(self.state.newest_ts, (now_ns() - newest_ingest) / 1e9, stage="engine")
+            )
         self.bus.flush()
 
     def _ticks(self, ticks: pd.DataFrame, ingest_ns: int) -> None:
@@ -257,6 +274,8 @@ class LocalEngine:
         self._features(bars, self.bar_interval_s, ingest_ns)
 
     def _features(self, bars: pd.DataFrame, interval_s: int, ingest_ns: int) -> None:
+        if self.alerts is not None:
+            self._alert_bars(bars, interval_s)
         state = self.state.features.setdefault(interval_s, FeatureState())
         rows, _ = compute_features(bars, state)
         if rows.empty:
@@ -291,6 +310,8 @@ class LocalEngine:
         signals = self._fuse(bars, predictions)
         if signals:
             self._signals(signals)
+        if self.alerts is not None:
+            self._stored(self.alerts.observe_many([*predictions, *signals]))
         if not predictions:
             return
         self.counters.predictions += len(predictions)
@@ -353,6 +374,29 @@ class LocalEngine:
                 },
             )
 
+    def _stored(self, alerts: list[Alert]) -> None:
+        """Alerts sent (already on the bus and with the notifiers) → the history store, where the API reads them."""
+        self.counters.alerts += len(alerts)
+        if alerts and self.store:
+            self.history.write_events("alerts", alerts)
+
+    def _alert_bars(self, bars: pd.DataFrame, interval_s: int) -> None:
+        """Bars in event time to the alert rules (k-sigma moves; they also settle the drift rule's outcomes)."""
+        assert self.alerts is not None
+        ts_all = bars["ts"].to_numpy("datetime64[ns]").view(np.int64)
+        order = np.argsort(ts_all, kind="stable")
+        symbols = bars["symbol"].astype(str).to_numpy()
+        cols = {c: bars[c].to_numpy(float) for c in ("open", "high", "low", "close", "volume")}
+        fired: list[Alert] = []
+        for i in order.tolist():
+            when = datetime.fromtimestamp(int(ts_all[i]) / 1e9, UTC)
+            bar = Bar(ts=when, symbol=symbols[i], interval_s=interval_s, **{c: cols[c][i] for c in cols})
+            fired += self.alerts.observe(bar)
+        self._stored(fired)
+        if len(ts_all):
+            newest = datetime.fromtimestamp(int(ts_all.max()) / 1e9, UTC)
+            self.state.newest_ts = max(self.state.newest_ts or newest, newest)
+
     def _realised_returns(self, bars: pd.DataFrame, interval_s: int) -> None:
         """Bars of the reliability estimator's period → each symbol's realised log return, so every source's
         sentiment is scored against what followed it (sources are then weighed by it in the combined score)."""
@@ -405,6 +449,8 @@ class LocalEngine:
                 self.state.fusion.sentiment(event.symbol, int(pd.Timestamp(event.ts).value), combined.polarity)
         self.counters.scores += len(per_post)
         self.bus.publish_events(SENTIMENT_SCORES, [*per_post, *aggregates])
+        if self.alerts is not None:
+            self._stored(self.alerts.observe_many(per_post))
         if self.store:
             if per_post:
                 self.history.write_events("sentiment", per_post)

@@ -68,7 +68,9 @@ log = logging.getLogger(__name__)
 
 
 def _default_notifiers() -> list[NotifierConfig]:
-    return [LogNotifierConfig()]
+    # info, not the alert's severity: the console (warnings and up) stays readable under `run`; alerts still reach
+    # the bus, the history store, the API and the dashboard, and a configured log notifier can say "severity"
+    return [LogNotifierConfig(level="info")]
 
 
 class AlertsConfig(_Section):
