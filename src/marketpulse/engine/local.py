@@ -55,7 +55,6 @@ from marketpulse.bus.base import (
 from marketpulse.errors import CodecError
 from marketpulse.events import (
     Alert,
-    Bar,
     BarBatch,
     DeadLetter,
     FeatureBatch,
@@ -275,7 +274,7 @@ class LocalEngine:
 
     def _features(self, bars: pd.DataFrame, interval_s: int, ingest_ns: int) -> None:
         if self.alerts is not None:
-            self._alert_bars(bars, interval_s)
+            self._alert_bars(bars)
         state = self.state.features.setdefault(interval_s, FeatureState())
         rows, _ = compute_features(bars, state)
         if rows.empty:
@@ -380,18 +379,17 @@ class LocalEngine:
         if alerts and self.store:
             self.history.write_events("alerts", alerts)
 
-    def _alert_bars(self, bars: pd.DataFrame, interval_s: int) -> None:
+    def _alert_bars(self, bars: pd.DataFrame) -> None:
         """Bars in event time to the alert rules (k-sigma moves; they also settle the drift rule's outcomes)."""
         assert self.alerts is not None
         ts_all = bars["ts"].to_numpy("datetime64[ns]").view(np.int64)
         order = np.argsort(ts_all, kind="stable")
         symbols = bars["symbol"].astype(str).to_numpy()
-        cols = {c: bars[c].to_numpy(float) for c in ("open", "high", "low", "close", "volume")}
+        closes = bars["close"].to_numpy(float)
         fired: list[Alert] = []
         for i in order.tolist():
             when = datetime.fromtimestamp(int(ts_all[i]) / 1e9, UTC)
-            bar = Bar(ts=when, symbol=symbols[i], interval_s=interval_s, **{c: cols[c][i] for c in cols})
-            fired += self.alerts.observe(bar)
+            fired += self.alerts.observe_price(symbols[i], when, float(closes[i]))
         self._stored(fired)
         if len(ts_all):
             newest = datetime.fromtimestamp(int(ts_all.max()) / 1e9, UTC)

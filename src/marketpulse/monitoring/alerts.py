@@ -223,6 +223,10 @@ class AlertManager:
     def observe_many(self, events: Iterable[Event]) -> list[Alert]:
         return [a for e in events for a in self.observe(e)]
 
+    def observe_price(self, symbol: str, ts: datetime, price: float) -> list[Alert]:
+        """A bar's close (or a trade price): the k-sigma rule, and the outcome of pending predictions."""
+        return self._price(symbol, ts, price)
+
     def observe_sentiment(self, symbol: str, ts: datetime, count: float, polarity: float | None) -> list[Alert]:
         return self._run("sentiment_spike", lambda: self.sentiment_spike.update(symbol, ts, count, polarity))
 

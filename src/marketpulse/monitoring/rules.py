@@ -71,22 +71,30 @@ class PipelineLagConfig(_RuleConfig):
 
 
 class _Window:
-    """Mean and sample std of the last ``size`` values."""
+    """Mean and sample std of the last ``size`` values, in O(1) per value (running sums; variance floored at 0)."""
 
     def __init__(self, size: int) -> None:
         self.values: deque[float] = deque(maxlen=size)
+        self._sum = 0.0
+        self._sumsq = 0.0
 
     @property
     def n(self) -> int:
         return len(self.values)
 
     def add(self, x: float) -> None:
+        if len(self.values) == self.values.maxlen:
+            old = self.values[0]
+            self._sum -= old
+            self._sumsq -= old * old
         self.values.append(x)
+        self._sum += x
+        self._sumsq += x * x
 
     def mean_std(self) -> tuple[float, float]:
         n = len(self.values)
-        mean = math.fsum(self.values) / n
-        var = math.fsum((v - mean) ** 2 for v in self.values) / (n - 1) if n > 1 else 0.0
+        mean = self._sum / n
+        var = max(0.0, (self._sumsq - n * mean * mean) / (n - 1)) if n > 1 else 0.0
         return mean, math.sqrt(var)
 
 
