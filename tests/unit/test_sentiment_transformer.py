@@ -87,7 +87,8 @@ def model() -> TransformerSentiment:
 
 def test_shipped_head_and_card_are_package_assets() -> None:
     head = assets_dir() / HEAD_FILE
-    assert head.is_file() and head.stat().st_size < 20 * 2**20, "the head ships, under 20 MB"
+    # six fine-tuned layers in fp16 (all of MiniLM but the embeddings, which come from the bundled encoder)
+    assert head.is_file() and head.stat().st_size < 24 * 2**20, "the head ships, under 24 MB"
     assert (assets_dir() / CARD_FILE).is_file()
     card = model_card()
     assert card["labels"] == list(LABELS)

@@ -62,7 +62,7 @@ def train_sentiment(
     encoder_layers: Annotated[
         int | None, typer.Option(help="keep the encoder's first k layers only (faster model) [default: all]")
     ] = None,
-    finetune_layers: Annotated[int, typer.Option(help="top encoder layers fine-tuned (0 = linear head only)")] = 4,
+    finetune_layers: Annotated[int, typer.Option(help="top encoder layers fine-tuned (0 = linear head only)")] = 6,
     epochs: Annotated[int, typer.Option(help="epochs per training run")] = 3,
     lr: Annotated[float, typer.Option(help="peak learning rate")] = 1e-4,
     head_lr: Annotated[float | None, typer.Option(help="peak learning rate of the linear head [default: --lr]")] = None,

@@ -115,7 +115,7 @@ class TrainConfig(BaseModel):
     encoder_layers: int | None = Field(
         None, ge=1, description="keep only the encoder's first k layers (a faster, shallower model); None = all"
     )
-    finetune_layers: int = Field(4, ge=0, le=12, description="top encoder layers trained (0 = linear head only)")
+    finetune_layers: int = Field(6, ge=0, le=12, description="top encoder layers trained (0 = linear head only)")
     epochs: int = Field(3, ge=1, le=50)
     lr: float = Field(1e-4, gt=0, description="peak learning rate of the one-cycle schedule")
     head_lr: float | None = Field(None, gt=0, description="peak learning rate of the linear head; None = lr")
