@@ -56,7 +56,10 @@ def test_the_verdict_says_plainly_when_fusion_loses() -> None:
     def r(mcc: float) -> dict[str, object]:
         return {"mcc": mcc, "std": {"mcc": 0.01}}
 
-    assert "does not beat" in verdict({"fused": r(0.01), "price_only": r(0.03), "sentiment_only": r(0.02)})
+    lost = verdict({"n": 3354, "fused": r(0.01), "price_only": r(0.03), "sentiment_only": r(0.02)})
+    assert "does not beat" in lost and "within 2 standard errors" in lost and "0.017" in lost
+    strong = verdict({"n": 10_000, "fused": r(0.08), "price_only": r(0.05), "sentiment_only": r(0.0)})
+    assert "≥ the better input" in strong and "within" not in strong
     assert "≥ the better input (price_only" in verdict(
         {"fused": r(0.04), "price_only": r(0.03), "sentiment_only": r(0.0)}
     )

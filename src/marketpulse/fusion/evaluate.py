@@ -256,15 +256,24 @@ def backtest_report(
 
 
 def verdict(report: dict[str, Any]) -> str:
-    """One plain sentence: is the fused MCC at least the better input's, and by how much over seeds?"""
+    """One plain sentence: is the fused MCC at least the better input's, by how much over seeds, and is any of it
+    beyond noise (an MCC's standard error near zero correlation is about ``1 / √n``)?"""
     fused, price, sentiment = (report[k]["mcc"] for k in ("fused", "price_only", "sentiment_only"))
     best_name, best = max((("price_only", price), ("sentiment_only", sentiment)), key=lambda kv: kv[1])
     std = report["fused"]["std"]["mcc"]
+    n = int(report.get("n") or report["fused"].get("n") or 0)
+    se = 1.0 / n**0.5 if n else float("nan")
+    noise = (
+        f"; every MCC here is within 2 standard errors of 0 (s.e. ≈ {se:.3f} on {n} samples): the inputs carry "
+        "too little signal for re-weighting to exploit"
+        if max(abs(fused), abs(price), abs(sentiment)) < 2 * se
+        else f"; MCC standard error ≈ {se:.3f} on {n} samples"
+    )
     if fused >= best:
-        return f"fused MCC {fused:.4f} ≥ the better input ({best_name} {best:.4f}); seed std {std:.4f}"
+        return f"fused MCC {fused:.4f} ≥ the better input ({best_name} {best:.4f}); seed std {std:.4f}{noise}"
     return (
         f"fused MCC {fused:.4f} is below the better input ({best_name} {best:.4f}); seed std {std:.4f}: the "
-        "fusion does not beat its best input on this split"
+        f"fusion does not beat its best input on this split{noise}"
     )
 
 
