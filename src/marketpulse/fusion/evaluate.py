@@ -134,8 +134,8 @@ def _inputs(
     rows = {name: stocknet_samples(data, name, text=True, middle_band=middle_band) for name in walk}
     sentiment_model = create("logreg").fit(select(train, TEXT_FEATURES), None, seed=0)
     sentiment = np.concatenate([_up(predict_samples(sentiment_model, select(rows[n], TEXT_FEATURES))) for n in walk])
-    models = fit_seeds(kind, select(train, PRICE_FEATURES), select(stocknet_samples(data, "dev", text=True),
-                       PRICE_FEATURES), seeds, params or {})  # fmt: skip
+    dev = rows["dev"] if not middle_band else stocknet_samples(data, "dev", text=True)  # labelled days only
+    models = fit_seeds(kind, select(train, PRICE_FEATURES), select(dev, PRICE_FEATURES), seeds, params or {})
     price = [np.concatenate([_up(predict_samples(m, select(rows[n], PRICE_FEATURES))) for n in walk]) for m in models]
     return _Inputs(
         train=train,
