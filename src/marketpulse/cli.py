@@ -224,6 +224,7 @@ def run(
         sentiment_model=settings.sentiment.model,
         predictor=build_predictor(settings),
         alerts=AlertManager.from_config(settings.alerts, pipeline.bus) if settings.alerts.enabled else None,
+        fusion=settings.fusion,
     )
     serving = _Serving(
         settings, pipeline, engine, not once if serve_api is None else serve_api, with_dashboard, quiet=as_json

@@ -29,6 +29,7 @@ from marketpulse.bus.kafka import KafkaBusConfig
 from marketpulse.bus.memory import MemoryBusConfig
 from marketpulse.clock import parse_speed
 from marketpulse.errors import ConfigError
+from marketpulse.fusion.online import OnlineFusionConfig
 from marketpulse.monitoring.alerts import AlertsConfig
 from marketpulse.store.memory import MemoryOnlineStoreConfig
 from marketpulse.store.redis import RedisOnlineStoreConfig
@@ -181,6 +182,7 @@ class Settings(BaseSettings):
     run: RunConfig = Field(default_factory=RunConfig)
     services: ServicesConfig = Field(default_factory=ServicesConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    fusion: OnlineFusionConfig = Field(default_factory=OnlineFusionConfig)
 
     @classmethod
     def settings_customise_sources(

@@ -179,6 +179,13 @@ def lines_for(message: str) -> list[str]:
         pytest.param("replay:\n  speed: fast\n", "replay.speed", ["'fast'", "positive number", "'max'"], id="speed"),
         pytest.param("run:\n  speed: -5\n", "run.speed", ["-5", "positive number", "'max'"], id="negative-speed"),
         pytest.param("run:\n  speed: 0\n", "run.speed", ["positive number"], id="zero-speed"),
+        pytest.param("fusion:\n  method: blend\n", "fusion.method", ["'blend'", "'hedge'", "'stacking'"], id="fusion"),
+        pytest.param(
+            "fusion:\n  inputs: [price, volume]\n",
+            "fusion.inputs",
+            ["'volume'", "'sentiment:<source>'", "'momentum'"],
+            id="fusion-input",
+        ),
     ],
 )
 def test_a_bad_value_in_the_file_names_key_and_allowed_values(

@@ -14,6 +14,7 @@ from marketpulse.engine.local import LocalEngine
 from marketpulse.errors import ConfigError
 from marketpulse.events import BarBatch, Prediction, decode, encode
 from marketpulse.features.market import NAMES, schema_hash
+from marketpulse.fusion.online import OnlineFusionConfig
 from marketpulse.predict.base import Samples
 from marketpulse.predict.models import create
 from marketpulse.predict.online import OnlinePredictor
@@ -79,10 +80,12 @@ def _bars(n: int, symbols: tuple[str, ...] = ("AAA", "BBB"), start: int = 0) -> 
     return out
 
 
-def _engine(tmp_path: Path, pinned: str | None = None) -> tuple[LocalEngine, MemoryBus, OnlinePredictor]:
+def _engine(
+    tmp_path: Path, pinned: str | None = None, fusion: OnlineFusionConfig | None = None
+) -> tuple[LocalEngine, MemoryBus, OnlinePredictor]:
     bus = MemoryBus(MemoryBusConfig(capacity=100_000))
     predictor = OnlinePredictor(Registry(tmp_path), schema_hash(), NAMES, pinned=pinned, reload_s=0.0)
-    engine = LocalEngine(bus, MemoryOnlineStore(), MemoryHistoryStore(), predictor=predictor)
+    engine = LocalEngine(bus, MemoryOnlineStore(), MemoryHistoryStore(), predictor=predictor, fusion=fusion)
     return engine, bus, predictor
 
 
@@ -116,6 +119,17 @@ def test_engine_predicts_each_new_feature_vector_once_its_window_is_complete(tmp
     signal = engine.online.get("signals", p.symbol)
     assert signal["components"] == {"price": pytest.approx(p.p_up)} and signal["score"] == pytest.approx(2 * p.p_up - 1)
     assert engine.state.fusion.settled == 2 * (per_symbol - 5), "all but the last 5 minutes' predictions settled"
+
+
+def test_engine_fuses_with_the_configured_method_and_inputs(tmp_path: Path) -> None:
+    _register(Registry(tmp_path), "m")
+    config = OnlineFusionConfig(method="stacking", inputs=("price", "momentum"), momentum_window=20)
+    engine, bus, _ = _engine(tmp_path, fusion=config)
+    preds = _feed(engine, bus, _bars(80))
+    stored = engine.online.get("signals", preds[-1].symbol)
+    assert set(stored["components"]) == {"price", "momentum"}, "21 bars seen long before the first prediction"
+    assert set(stored["weights"]) == {"price", "momentum"}
+    assert stored["fusion"]["method"] == "stacking" and stored["fusion"]["updates"] == engine.state.fusion.settled > 0
 
 
 def test_hot_reload_switches_to_a_replaced_model(tmp_path: Path) -> None:

@@ -14,9 +14,9 @@ Per poll of ``market.ticks``, ``market.bars``, ``social.posts`` and ``news.artic
   and the online store (latest aggregate); rejected texts are dead-lettered with their reason;
 * feature vectors → price predictions (:class:`~marketpulse.predict.online.OnlinePredictor`, when a registered
   model of the engine's feature schema exists; hot-reloaded) → ``predictions.price``, history and online store;
-* predictions + the latest combined sentiment → fused signals (:class:`~marketpulse.fusion.online.OnlineFusion`,
-  Hedge weights learned from settled outcomes) → ``signals.fused``, history and online store (``signals``, with
-  the weights);
+* predictions + the latest sentiment (combined, or per source) and momentum → fused signals
+  (:class:`~marketpulse.fusion.online.OnlineFusion`, ``fusion`` config: Hedge weights or online stacking learned
+  from settled outcomes) → ``signals.fused``, history and online store (``signals``, with every input's weight);
 * with an :class:`~marketpulse.monitoring.alerts.AlertManager`: bars, predictions, per-post scores and signals go
   through the alert rules (k-sigma move, drift, sentiment spike, signal flip) and each micro-batch's lag (ingest of
   its newest record → processed) through the lag rule; alerts go to ``alerts`` and the notifiers, never blocking.
@@ -70,7 +70,7 @@ from marketpulse.events import (
 from marketpulse.features.bars import BarState, flush, ticks_to_bars
 from marketpulse.features.market import NAMES, FeatureState, compute_features
 from marketpulse.features.text import TextState, process_posts
-from marketpulse.fusion.online import OnlineFusion
+from marketpulse.fusion.online import OnlineFusion, OnlineFusionConfig
 from marketpulse.monitoring.alerts import AlertManager
 from marketpulse.predict.online import OnlinePredictor
 from marketpulse.sentiment import build_sentiment_model
@@ -158,13 +158,14 @@ class LocalEngine:
         store: bool = True,
         predictor: OnlinePredictor | None = None,
         alerts: AlertManager | None = None,
+        fusion: OnlineFusionConfig | None = None,
     ) -> None:
         self.bus, self.online, self.history, self.store = bus, online, history, store
         self.bar_interval_s, self.allowed_lateness_s = bar_interval_s, allowed_lateness_s
         self.model = build_sentiment_model(sentiment_model)
         self.predictor = predictor
         self.alerts = alerts
-        self.state = EngineState()
+        self.state = EngineState(fusion=OnlineFusion(fusion or OnlineFusionConfig()))
         self.counters = EngineCounters()
         self.consumer = bus.consumer(group, INPUT_TOPICS)
 
@@ -367,7 +368,7 @@ class LocalEngine:
                         "score": s.score,
                         "components": s.components,
                         "weights": s.weights,
-                        "fusion": self.state.fusion.fusion.state(),
+                        "fusion": self.state.fusion.state(),
                     }
                     for s in signals
                 },
@@ -437,14 +438,17 @@ class LocalEngine:
         items = score_events(kept, scores, self.model.name)
         per_post = [event for event, _ in items]
         aggregates: list[SentimentScore] = []
-        agg = self.state.sentiment
+        agg, fusion = self.state.sentiment, self.state.fusion
         for event, weight in items:
             agg.update(event, weight)
             self.state.reliability.update(event, weight)
             combined = agg.get(event.symbol, event.ts)
+            ts_ns = int(pd.Timestamp(event.ts).value)
             if combined is not None:
                 aggregates.append(combined.to_event(f"{self.model.name}-agg", event.ingest_ns))
-                self.state.fusion.sentiment(event.symbol, int(pd.Timestamp(event.ts).value), combined.polarity)
+                fusion.sentiment(event.symbol, ts_ns, combined.polarity)
+            if fusion.sources and (own := agg.get_source(event.symbol, event.source, event.ts)) is not None:
+                fusion.sentiment(event.symbol, ts_ns, own.polarity, source=event.source)
         self.counters.scores += len(per_post)
         self.bus.publish_events(SENTIMENT_SCORES, [*per_post, *aggregates])
         if self.alerts is not None:

@@ -16,6 +16,10 @@
 
 Before any outcome the weights are the prior (the warm-up); the state is a plain dict (:meth:`state`,
 :meth:`from_state`) so stores and the dashboard can keep the weight history.
+
+The other method, ``method="stacking"``, is :class:`~marketpulse.fusion.stacking.StackingFusion` (online logistic
+regression on the inputs' logits); :func:`make_fusion` builds either from a :class:`FusionConfig`, and both follow
+the :class:`Fusion` protocol.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -31,16 +35,23 @@ _EPS = 1e-6
 
 
 class FusionConfig(BaseModel):
-    """Inputs, prior and learning schedule of :class:`HedgeFusion` (see the module docstring)."""
+    """Method, inputs, prior and learning schedule of a fusion (see the module docstrings).
+
+    ``eta``, ``max_loss`` and ``min_weight`` are the Hedge pool's; ``lr`` and ``max_logit`` the stacking model's;
+    ``prior`` and ``decay`` are shared (stacking: the prior weights are the warm-up coefficients, and ``decay``
+    pulls the coefficients towards them)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    method: Literal["hedge", "stacking"] = Field("hedge", description="Hedge linear pool, or online logistic stacking")
     inputs: tuple[str, ...] = Field(("price", "sentiment"), min_length=1, description="input signal names")
     prior: dict[str, float] | None = Field(None, description="prior weight per input (normalised); None = equal")
     eta: float = Field(0.1, gt=0.0, le=10.0, description="learning rate of the multiplicative update")
     max_loss: float = Field(3.0, gt=0.0, description="cap on one outcome's log-loss (the bounded step)")
     decay: float = Field(0.001, ge=0.0, le=1.0, description="pull of the log-weights towards the prior per update")
     min_weight: float = Field(0.02, ge=0.0, lt=1.0, description="floor of every normalised weight")
+    lr: float = Field(0.05, gt=0.0, le=10.0, description="stacking: AdaGrad learning rate (the largest step)")
+    max_logit: float = Field(4.0, gt=0.0, le=20.0, description="stacking: each input's logit is clipped to ±this")
 
     @model_validator(mode="after")
     def _check(self) -> FusionConfig:
@@ -74,7 +85,67 @@ class FusedSignal:
     inputs: dict[str, float]
 
 
-def _present(inputs: Mapping[str, float | None], names: tuple[str, ...]) -> dict[str, float]:
+class Fusion(Protocol):
+    """What the engine and the evaluation need of a fusion method."""
+
+    config: FusionConfig
+    weights: dict[str, float]
+    """The current weight of every configured input (Hedge: normalised; stacking: coefficients)."""
+    updates: int
+
+    def predict(self, inputs: Mapping[str, float | None]) -> FusedSignal | None: ...
+
+    def update(self, inputs: Mapping[str, float | None], up: bool) -> None: ...
+
+    def state(self) -> dict[str, Any]: ...
+
+
+def make_fusion(config: FusionConfig | None = None, state: Mapping[str, Any] | None = None) -> Fusion:
+    """The fusion of ``config.method``, resumed from ``state`` when given (a state of the other method is
+    ignored: its weights mean something else)."""
+    config = config or FusionConfig()
+    if config.method == "stacking":
+        from marketpulse.fusion.stacking import StackingFusion
+
+        if state is not None and state.get("method") == "stacking":
+            return StackingFusion.from_state(config, state)
+        return StackingFusion(config)
+    if state is not None and state.get("method", "hedge") == "hedge":
+        return HedgeFusion.from_state(config, state)
+    return HedgeFusion(config)
+
+
+def log_loss(p: float, up: bool, cap: float) -> float:
+    """``−log p(outcome)``, capped at ``cap``."""
+    return min(cap, -math.log(max(_EPS, p if up else 1.0 - p)))
+
+
+class InputLosses:
+    """Each input's own capped log-loss over the outcomes it was present for (what the dashboard shows)."""
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        self.total: dict[str, float] = {name: 0.0 for name in names}
+        self.seen: dict[str, int] = {name: 0 for name in names}
+
+    def charge(self, present: Mapping[str, float], up: bool, cap: float) -> None:
+        for name, p in present.items():
+            self.total[name] += log_loss(p, up, cap)
+            self.seen[name] += 1
+
+    def state(self) -> dict[str, Any]:
+        mean = {n: (self.total[n] / self.seen[n] if self.seen[n] else None) for n in self.total}
+        return {"mean_loss": mean, "seen": dict(self.seen)}
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        for name, n in dict(state.get("seen", {})).items():
+            if name in self.seen:
+                self.seen[name] = int(n)
+                mean = dict(state.get("mean_loss", {})).get(name)
+                self.total[name] = float(mean) * int(n) if mean is not None else 0.0
+
+
+def present_inputs(inputs: Mapping[str, float | None], names: tuple[str, ...]) -> dict[str, float]:
+    """The finite inputs among ``names``, clipped to [0, 1]."""
     out: dict[str, float] = {}
     for name in names:
         value = inputs.get(name)
@@ -91,12 +162,11 @@ class HedgeFusion:
         self._prior = self.config.prior_weights()
         self.weights: dict[str, float] = dict(self._prior)
         self.updates = 0
-        self.losses: dict[str, float] = {name: 0.0 for name in self.config.inputs}
-        self.seen: dict[str, int] = {name: 0 for name in self.config.inputs}
+        self.losses = InputLosses(self.config.inputs)
 
     def predict(self, inputs: Mapping[str, float | None]) -> FusedSignal | None:
         """The fused signal from the inputs present, or None when none is."""
-        present = _present(inputs, self.config.inputs)
+        present = present_inputs(inputs, self.config.inputs)
         if not present:
             return None
         total = sum(self.weights[name] for name in present)
@@ -106,7 +176,7 @@ class HedgeFusion:
 
     def update(self, inputs: Mapping[str, float | None], up: bool) -> None:
         """Learn from one settled prediction: ``inputs`` as predicted from, ``up`` the realised direction."""
-        present = _present(inputs, self.config.inputs)
+        present = present_inputs(inputs, self.config.inputs)
         if not present:
             return
         c = self.config
@@ -115,11 +185,8 @@ class HedgeFusion:
         log_w = {name: math.log(max(w, _EPS)) for name, w in self.weights.items()}
         for name in log_w:
             p = present.get(name, fused.probability)  # an absent input "sleeps": charged the pool's own loss
-            loss = min(c.max_loss, -math.log(max(_EPS, p if up else 1.0 - p)))
-            log_w[name] -= c.eta * loss
-            if name in present:
-                self.losses[name] += loss
-                self.seen[name] += 1
+            log_w[name] -= c.eta * log_loss(p, up, c.max_loss)
+        self.losses.charge(present, up, c.max_loss)
         for name in log_w:
             log_w[name] = (1.0 - c.decay) * log_w[name] + c.decay * math.log(self._prior[name])
         top = max(log_w.values())
@@ -130,10 +197,10 @@ class HedgeFusion:
     def state(self) -> dict[str, Any]:
         """A JSON-able snapshot (weights, updates, mean loss per input) for the stores and the dashboard."""
         return {
+            "method": "hedge",
             "weights": dict(self.weights),
             "updates": self.updates,
-            "mean_loss": {n: (self.losses[n] / self.seen[n] if self.seen[n] else None) for n in self.config.inputs},
-            "seen": dict(self.seen),
+            **self.losses.state(),
         }
 
     @classmethod
@@ -143,11 +210,7 @@ class HedgeFusion:
         saved = {k: float(v) for k, v in dict(state.get("weights", {})).items() if k in fusion.weights and v > 0}
         fusion.weights = _floored({**fusion._prior, **saved}, config.min_weight)
         fusion.updates = int(state.get("updates", 0))
-        for name, n in dict(state.get("seen", {})).items():
-            if name in fusion.seen:
-                fusion.seen[name] = int(n)
-                mean = state.get("mean_loss", {}).get(name)
-                fusion.losses[name] = float(mean) * int(n) if mean is not None else 0.0
+        fusion.losses.restore(state)
         return fusion
 
 
@@ -166,4 +229,13 @@ def _floored(raw: Mapping[str, float], floor: float) -> dict[str, float]:
         weights = {k: floor if k in low else raw[k] / rest * share for k in weights}
 
 
-__all__ = ["FusedSignal", "FusionConfig", "HedgeFusion"]
+__all__ = [
+    "FusedSignal",
+    "Fusion",
+    "FusionConfig",
+    "HedgeFusion",
+    "InputLosses",
+    "log_loss",
+    "make_fusion",
+    "present_inputs",
+]
