@@ -69,3 +69,38 @@ def test_fusion_cli_refuses_what_it_cannot_do(tmp_path: Path) -> None:
     assert bad.exit_code == 2 and "allowed values are stocknet" in bad.output
     bands = runner.invoke(app, ["backtest", "--path", str(tmp_path), "--long-above", "0.4", "--short-below", "0.6"])
     assert bands.exit_code == 2 and "short_below" in bands.output
+
+
+def test_evaluate_fusion_cli_with_stacking_and_transformer_scored_tweets(
+    shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real transformer scores the tweets and keeps its scores on disk; a second run gives the same figures;
+    the stacking fusion reports its coefficients and bias."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from marketpulse.cli import app
+    from marketpulse.sentiment import ml_available
+
+    if not ml_available():
+        pytest.skip("the ml extra is not installed")
+    path = shared_data / "stocknet"
+    if not (path / "price" / "raw").is_dir():
+        pytest.skip(f"StockNet folder not found at {path}")
+    monkeypatch.setenv("MARKETPULSE__SERVICES__CACHE_DIR", str(tmp_path / "cache"))
+    args = ["evaluate", "fusion", "--path", str(path), "--tickers", "GE,VZ,XOM", "--kind", "logreg", "--seeds", "1",
+            "--method", "stacking", "--sentiment-model", "transformer-fast", "--json"]  # fmt: skip
+    runs = []
+    for _ in range(2):
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, result.output
+        runs.append(json.loads(result.stdout.strip().splitlines()[-1]))
+    first, second = runs
+    assert first["sentiment_model"] == "transformer-fast" and first["fusion"]["method"] == "stacking"
+    assert first["fusion"]["final"]["method"] == "stacking" and "bias" in first["fusion"]["final"]
+    assert first["sentiment_only"]["mcc"] == second["sentiment_only"]["mcc"]
+    [cached] = (tmp_path / "cache" / "text-scores").iterdir()
+    assert cached.name.startswith("transformer-fast-") and cached.stat().st_size > 1000
+    bad = CliRunner().invoke(app, [*args[:-5], "--method", "blend"])
+    assert bad.exit_code == 2 and "--method 'blend': allowed values are hedge, stacking" in bad.output

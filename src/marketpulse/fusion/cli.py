@@ -26,6 +26,13 @@ Kind = Annotated[str, typer.Option("--kind", help="price model kind (lgbm, logre
 Seeds = Annotated[int, typer.Option("--seeds", help="price-model seeds (figures are mean ± std over them)")]
 Params = Annotated[list[str] | None, typer.Option("--param", help="price-model hyper-parameter key=value")]
 Tickers = Annotated[str | None, typer.Option("--tickers", help="comma-separated subset of the dataset's tickers")]
+Method = Annotated[str, typer.Option("--method", help="hedge (linear pool) | stacking (online logistic on logits)")]
+SentimentModelOpt = Annotated[
+    str,
+    typer.Option(
+        "--sentiment-model", help="scores the tweets: lexicon | transformer | transformer-fast | ensemble (cached)"
+    ),
+]
 
 
 def _check(dataset: str, seeds: int) -> None:
@@ -33,6 +40,23 @@ def _check(dataset: str, seeds: int) -> None:
         raise ConfigError(f"--dataset {dataset!r}: allowed values are stocknet (fusion needs prices and text)")
     if seeds < 1:
         raise ConfigError(f"--seeds {seeds}: expected at least 1")
+
+
+def _fusion(method: str) -> Any:
+    from marketpulse.fusion.ensemble import FusionConfig
+    from marketpulse.fusion.evaluate import INPUTS
+
+    if method not in ("hedge", "stacking"):
+        raise ConfigError(f"--method {method!r}: allowed values are hedge, stacking")
+    return FusionConfig(method=method, inputs=INPUTS)
+
+
+def _text(sentiment_model: str) -> Any:
+    from marketpulse.cli import state
+    from marketpulse.fusion.evaluate import TextOptions
+    from marketpulse.services.base import default_cache_dir
+
+    return TextOptions(sentiment_model, default_cache_dir(state.settings()))
 
 
 def _tickers(raw: str | None) -> list[str] | None:
@@ -55,6 +79,8 @@ def evaluate_fusion(
     seeds: Seeds = 3,
     param: Params = None,
     tickers: Tickers = None,
+    method: Method = "hedge",
+    sentiment_model: SentimentModelOpt = "lexicon",
     as_json: AsJson = False,
 ) -> None:
     """MCC and accuracy of price-only, sentiment-only and the fused signal on a time-ordered split, over seeds."""
@@ -62,11 +88,21 @@ def evaluate_fusion(
         _check(dataset, seeds)
         from marketpulse.fusion.evaluate import fusion_report
 
-        report = fusion_report(path, split, kind, seeds, _params(param), tickers=_tickers(tickers))
+        report = fusion_report(
+            path,
+            split,
+            kind,
+            seeds,
+            _params(param),
+            config=_fusion(method),
+            tickers=_tickers(tickers),
+            text=_text(sentiment_model),
+        )
     except (MarketPulseError, OSError) as e:
         _fail(e)
         return
-    table = Table(title=f"fusion on {dataset} {split} ({report['n']} samples, {seeds} seeds)")
+    title = f"{method} fusion on {dataset} {split} ({report['n']} samples, {seeds} seeds, {sentiment_model} tweets)"
+    table = Table(title=title)
     for col in ("signal", "accuracy", "mcc", "brier"):
         table.add_column(col, justify="left" if col == "signal" else "right")
     for name in ("price_only", "sentiment_only", "fused"):
@@ -86,6 +122,8 @@ def backtest_command(
     seeds: Seeds = 3,
     param: Params = None,
     tickers: Tickers = None,
+    method: Method = "hedge",
+    sentiment_model: SentimentModelOpt = "lexicon",
     cost_bps: Annotated[float, typer.Option("--cost-bps", help="costs per unit traded, basis points")] = 5.0,
     slippage_bps: Annotated[float, typer.Option("--slippage-bps", help="slippage per unit traded, bps")] = 0.0,
     long_above: Annotated[float, typer.Option("--long-above", help="long when p(up) >= this")] = 0.55,
@@ -110,7 +148,17 @@ def backtest_command(
             )
         except ValueError as e:
             raise ConfigError(f"backtest options: {e}") from e
-        report = backtest_report(path, split, kind, seeds, _params(param), costs=costs, tickers=_tickers(tickers))
+        report = backtest_report(
+            path,
+            split,
+            kind,
+            seeds,
+            _params(param),
+            config=_fusion(method),
+            costs=costs,
+            tickers=_tickers(tickers),
+            text=_text(sentiment_model),
+        )
         equity = report.pop("equity")
         if plot is not None:
             from marketpulse.fusion.plot import plot_equity

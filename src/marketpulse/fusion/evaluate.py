@@ -4,8 +4,10 @@ Inputs, all fitted on the StockNet **train** split only (target days before 2015
 
 - ``price_only`` — a price model of ``kind`` on the price features (one model per seed);
 - ``sentiment_only`` — a logistic regression on the tweet-sentiment features of the same 5-day window
-  (:data:`~marketpulse.predict.stocknet.TEXT_FEATURES`: count, mean polarity and intensity, label shares);
-- ``fused`` — :class:`~marketpulse.fusion.ensemble.HedgeFusion` over the two, walked forward day by day through the
+  (:data:`~marketpulse.predict.stocknet.TEXT_FEATURES`: count, mean polarity and intensity, label shares), the
+  tweets scored by ``sentiment_model`` (``lexicon``, ``transformer``, ``ensemble``, …);
+- ``fused`` — the fusion of ``config.method`` (:class:`~marketpulse.fusion.ensemble.HedgeFusion` or
+  :class:`~marketpulse.fusion.stacking.StackingFusion`) over the two, walked forward day by day through the
   dev split (its warm-up) and then the evaluated split: each day every symbol is predicted with the current weights,
   and only then are that day's outcomes learned from (a target day's move is known at its close, before the next
   day's prediction). A window without tweets gives the fusion no sentiment input (price alone that day).
@@ -27,7 +29,7 @@ import pandas as pd
 
 from marketpulse.errors import ConfigError
 from marketpulse.fusion.backtest import BacktestConfig, backtest
-from marketpulse.fusion.ensemble import FusionConfig, HedgeFusion
+from marketpulse.fusion.ensemble import FusionConfig, make_fusion
 from marketpulse.predict.base import Samples
 from marketpulse.predict.evaluate import baseline_reports, fit_seeds, seed_report
 from marketpulse.predict.models import create, predict_samples
@@ -71,7 +73,7 @@ def walk_forward_fusion(
     fused probability is returned (the others only warm the weights up). Rows must be sorted by ``ts``."""
     if len(ts) and np.any(np.diff(ts) < 0):
         raise ConfigError("walk_forward_fusion: rows must be sorted by time")
-    fusion = HedgeFusion(config)
+    fusion = make_fusion(config)
     fused = np.full(len(ts), np.nan)
     history: list[tuple[int, dict[str, float]]] = []
     bounds = np.flatnonzero(np.diff(ts)) + 1
@@ -102,6 +104,14 @@ def _two(p: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
 
 
 @dataclass(frozen=True)
+class TextOptions:
+    """How the tweets become the sentiment input: the scoring model, and where its scores are kept."""
+
+    sentiment_model: str = "lexicon"
+    cache_dir: Path | None = None
+
+
+@dataclass(frozen=True)
 class _Inputs:
     """Both inputs' ``p(up)`` over the walked splits (dev, then the evaluated one), fitted on train only."""
 
@@ -125,10 +135,11 @@ def _inputs(
     params: dict[str, Any] | None,
     tickers: Sequence[str] | None,
     middle_band: bool,
+    text: TextOptions,
 ) -> _Inputs:
     if split not in ("dev", "test"):
         raise ConfigError(f"split {split!r}: allowed values are dev, test (train fits the inputs)")
-    data = load_stocknet(Path(path), tickers)
+    data = load_stocknet(Path(path), tickers, text.sentiment_model, text.cache_dir)
     train = stocknet_samples(data, "train", text=True)
     walk = ("dev", "test") if split == "test" else ("dev",)
     rows = {name: stocknet_samples(data, name, text=True, middle_band=middle_band) for name in walk}
@@ -166,11 +177,13 @@ def fusion_report(
     params: dict[str, Any] | None = None,
     config: FusionConfig | None = None,
     tickers: Sequence[str] | None = None,
+    text: TextOptions | None = None,
 ) -> dict[str, Any]:
     """``price_only``, ``sentiment_only`` and ``fused`` on StockNet ``split`` (``dev`` or ``test``; see the module
     docstring), with baselines, weights and a plain ``verdict``."""
     config = _fusion_config(config)
-    got = _inputs(path, split, kind, seeds, params, tickers, middle_band=False)
+    text = text or TextOptions()
+    got = _inputs(path, split, kind, seeds, params, tickers, middle_band=False, text=text)
     ev = got.evaluated
     sentiment = np.where(got.tweets, got.sentiment, np.nan)
     price_probas, fused_probas, walks = [], [], []
@@ -186,6 +199,7 @@ def fusion_report(
         "split": split,
         "kind": kind,
         "seeds": seeds,
+        "sentiment_model": text.sentiment_model,
         "tickers": got.tickers,
         "n": len(target),
         "with_tweets": int(got.tweets[ev].sum()),
@@ -215,13 +229,15 @@ def backtest_report(
     config: FusionConfig | None = None,
     costs: BacktestConfig | None = None,
     tickers: Sequence[str] | None = None,
+    text: TextOptions | None = None,
 ) -> dict[str, Any]:
     """Walk-forward backtest on **every** trading day of StockNet ``split`` (the middle-band days StockNet's
     classification protocol drops are traded too): ``price_only`` (the seeds' mean probability, what a registered
     model serves), ``sentiment_only``, ``fused`` (walked forward, learning each day's direction after its close)
     and buy-and-hold, with ``costs``. Returns the figures and the ``equity`` frame (for :func:`plot_equity`)."""
     config = _fusion_config(config)
-    got = _inputs(path, split, kind, seeds, params, tickers, middle_band=True)
+    text = text or TextOptions()
+    got = _inputs(path, split, kind, seeds, params, tickers, middle_band=True, text=text)
     ev = got.evaluated
     up = (got.moves > 0).astype(np.int64)
     p_price = np.mean(got.price, axis=0)
@@ -243,6 +259,7 @@ def backtest_report(
         "split": split,
         "kind": kind,
         "seeds": seeds,
+        "sentiment_model": text.sentiment_model,
         "tickers": got.tickers,
         "rows": len(frame),
         "days": int(frame["ts"].nunique()),
@@ -277,4 +294,13 @@ def verdict(report: dict[str, Any]) -> str:
     )
 
 
-__all__ = ["INPUTS", "WalkResult", "backtest_report", "fusion_report", "select", "verdict", "walk_forward_fusion"]
+__all__ = [
+    "INPUTS",
+    "TextOptions",
+    "WalkResult",
+    "backtest_report",
+    "fusion_report",
+    "select",
+    "verdict",
+    "walk_forward_fusion",
+]

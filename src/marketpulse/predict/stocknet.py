@@ -27,12 +27,14 @@ days of a ticker) are dropped.
 - ``log_volume_change`` — ``log1p(Volume_t) - log1p(Volume_{t-1})``;
 - ``rvol_5`` — realised volatility ``sqrt(mean(r^2))`` of the 5 daily log returns ``log(AdjClose)`` ending at ``t``;
 - text (``text=True``): ``tweets_log1p`` = ``log1p(count)``, ``polarity_mean``, ``intensity_mean`` (means of the
-  lexicon model's polarity and intensity, :mod:`marketpulse.sentiment.lexicon`, on the tokens joined by spaces),
-  ``positive_share``, ``negative_share`` (share of tweets whose most probable label is positive / negative);
-  all 0 for a slot without tweets.
+  sentiment model's polarity and intensity on the tokens joined by spaces: the ``lexicon`` by default, any
+  :mod:`marketpulse.sentiment` model through ``load_stocknet(sentiment_model=…)``, scores kept by
+  :func:`~marketpulse.predict.text_scores.text_scores`), ``positive_share``, ``negative_share`` (share of tweets
+  whose most probable label is positive / negative); all 0 for a slot without tweets.
 
 **Schema** = the first 16 hex digits of ``sha256`` over ``{version, lag, feature names, thresholds, label column}``
-(:func:`stocknet_schema`): prices-only and prices+text samples have different schemas.
+and the sentiment model when it is not the lexicon (:func:`stocknet_schema`): prices-only and prices+text samples
+have different schemas, and so do text features of different sentiment models.
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ import pandas as pd
 
 from marketpulse.errors import ConfigError
 from marketpulse.predict.base import Samples
+from marketpulse.predict.text_scores import text_scores
+from marketpulse.sentiment import MODELS
 
 VERSION = 1
 LAG = 5
@@ -68,9 +72,6 @@ PRICE_FEATURES = ("movement", "open_rel", "high_rel", "low_rel", "close_open", "
 TEXT_FEATURES = ("tweets_log1p", "polarity_mean", "intensity_mean", "positive_share", "negative_share")
 PRICE_COLUMNS = ("Date", "Open", "High", "Low", "Close", "Adj Close", "Volume")
 DAY_NS = 86_400 * 10**9
-_SCORE_CACHE: dict[str, tuple[float, float, int]] = {}
-"""Per-text lexicon scores (polarity, intensity, label code 1/-1/0), in memory only, shared by all loads."""
-_SCORE_CACHE_LIMIT = 1_000_000
 
 
 @dataclass
@@ -85,12 +86,16 @@ class StockNetData:
     """``symbol, date, text`` (tokens joined by spaces); ``None`` when ``tweet/preprocessed`` is missing."""
     table: pd.DataFrame
     """``symbol, sector, company`` from ``StockTable.tsv`` (empty without it)."""
+    sentiment_model: str = "lexicon"
+    """The :mod:`marketpulse.sentiment` model that scores the tweets."""
+    cache_dir: Path | None = None
+    """Where slow models' tweet scores are kept between runs (None: in memory only)."""
     _text_days: dict[str, npt.NDArray[np.float64]] = field(default_factory=dict, init=False, repr=False)
 
 
-def stocknet_schema(text: bool = True) -> str:
+def stocknet_schema(text: bool = True, sentiment_model: str = "lexicon") -> str:
     """The schema hash of StockNet samples with or without the text features (see the module docstring)."""
-    spec = {
+    spec: dict[str, Any] = {
         "dataset": "stocknet",
         "version": VERSION,
         "lag": LAG,
@@ -98,6 +103,8 @@ def stocknet_schema(text: bool = True) -> str:
         "thresholds": [DOWN, UP],
         "label": "Adj Close",
     }
+    if text and sentiment_model != "lexicon":
+        spec["sentiment"] = sentiment_model
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -109,8 +116,14 @@ def stocknet_labels(movement: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
         return np.where(m <= DOWN, 0, np.where(m > UP, 1, -1)).astype(np.int64)
 
 
-def load_stocknet(path: Path, tickers: Sequence[str] | None = None) -> StockNetData:
-    """Read the StockNet folder ``path`` (all tickers with a price file, or ``tickers``).
+def load_stocknet(
+    path: Path,
+    tickers: Sequence[str] | None = None,
+    sentiment_model: str = "lexicon",
+    cache_dir: Path | None = None,
+) -> StockNetData:
+    """Read the StockNet folder ``path`` (all tickers with a price file, or ``tickers``); the tweets are scored by
+    ``sentiment_model`` when text features are first asked for (``cache_dir``: see :attr:`StockNetData.cache_dir`).
 
     Raises a one-line :class:`ConfigError` for a missing folder, no ``price/raw`` or no price file in it, an
     unknown ticker, a price file without a required column or without a usable row, or an unreadable tweet line.
@@ -132,7 +145,10 @@ def load_stocknet(path: Path, tickers: Sequence[str] | None = None) -> StockNetD
     prices = {t: _read_prices(files[t]) for t in chosen}
     tweet_dir = path / "tweet" / "preprocessed"
     tweets = _read_tweets(tweet_dir, chosen) if tweet_dir.is_dir() else None
-    return StockNetData(path, chosen, prices, tweets, _read_table(path / "StockTable.tsv"))
+    if sentiment_model not in MODELS:
+        raise ConfigError(f"sentiment model {sentiment_model!r}: expected one of {', '.join(sorted(MODELS))}")
+    table = _read_table(path / "StockTable.tsv")
+    return StockNetData(path, chosen, prices, tweets, table, sentiment_model, cache_dir)
 
 
 def stocknet_samples(data: StockNetData, split: str, text: bool = True, middle_band: bool = False) -> Samples:
@@ -196,6 +212,7 @@ def stocknet_samples(data: StockNetData, split: str, text: bool = True, middle_b
         "bounds": [lo, hi],
         "lag": LAG,
         "text": text,
+        **({"sentiment_model": data.sentiment_model} if text else {}),
         "n": len(y),
         "tickers": len(set(symbol.tolist())),
         "dropped_middle_band": dropped,
@@ -206,7 +223,17 @@ def stocknet_samples(data: StockNetData, split: str, text: bool = True, middle_b
         info["from"], info["to"] = _day(ts.min()), _day(ts.max())
     if text and len(y):
         info["with_tweets"] = int((X[:, :, names.index("tweets_log1p")] > 0).any(axis=1).sum())
-    return Samples(X[order], y[order], ts[order], symbol[order], prev[order], names, stocknet_schema(text), 2, info)
+    return Samples(
+        X[order],
+        y[order],
+        ts[order],
+        symbol[order],
+        prev[order],
+        names,
+        stocknet_schema(text, data.sentiment_model),
+        2,
+        info,
+    )
 
 
 def stocknet_moves(data: StockNetData, samples: Samples) -> npt.NDArray[np.float64]:
@@ -344,7 +371,7 @@ def _text_features(data: StockNetData, ticker: str) -> npt.NDArray[np.float64]:
     if len(own):
         slot = np.searchsorted(days, own["date"].to_numpy("datetime64[ns]"), side="right") - 1
         ok = slot >= 0  # tweets before the first trading day have no slot
-        scores = _scores(own["text"].tolist())[ok]
+        scores = text_scores(own["text"].tolist(), data.sentiment_model, data.cache_dir)[ok]
         slot = slot[ok]
         count = np.bincount(slot, minlength=n).astype(float)
         denom = np.maximum(count, 1.0)
@@ -355,22 +382,6 @@ def _text_features(data: StockNetData, ticker: str) -> npt.NDArray[np.float64]:
         out[:, 4] = np.bincount(slot, scores[:, 2] == -1, n) / denom
     data._text_days[ticker] = out
     return out
-
-
-def _scores(texts: list[str]) -> npt.NDArray[np.float64]:
-    """``(n, 3)`` polarity, intensity, label code (1 positive, -1 negative, 0 neutral) per text; unique texts
-    are scored once, in one batch, and kept in the in-memory :data:`_SCORE_CACHE`."""
-    missing = list(dict.fromkeys(t for t in texts if t not in _SCORE_CACHE))
-    if missing:
-        from marketpulse.sentiment.lexicon import LexiconModel
-
-        if len(_SCORE_CACHE) + len(missing) > _SCORE_CACHE_LIMIT:
-            _SCORE_CACHE.clear()  # bounded; this call's texts are all rescored
-            missing = list(dict.fromkeys(texts))
-        codes = {"positive": 1, "negative": -1, "neutral": 0}
-        for text, s in zip(missing, LexiconModel().score(missing), strict=True):
-            _SCORE_CACHE[text] = (s.polarity, s.intensity, codes[s.label])
-    return np.array([_SCORE_CACHE[t] for t in texts], dtype=np.float64).reshape(len(texts), 3)
 
 
 __all__ = [
