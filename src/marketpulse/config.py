@@ -28,6 +28,7 @@ from marketpulse.api.config import ApiConfig
 from marketpulse.bus.kafka import KafkaBusConfig
 from marketpulse.bus.memory import MemoryBusConfig
 from marketpulse.clock import parse_speed
+from marketpulse.config_errors import format_validation_error
 from marketpulse.errors import ConfigError
 from marketpulse.fusion.online import OnlineFusionConfig
 from marketpulse.monitoring.alerts import AlertsConfig
@@ -281,58 +282,6 @@ def load_settings(config_file: Path | None = None, data_dir: Path | None = None,
     try:
         return Settings(**overrides)
     except ValidationError as e:
-        raise ConfigError(format_validation_error(e)) from e
+        raise ConfigError(format_validation_error(e, Settings)) from e
     finally:
         _FILE_LAYERS.reset(token)
-
-
-def _members(annotation: Any) -> list[type[BaseModel]]:
-    """The model classes of a field annotation (one model, or a union of backend configs)."""
-    import typing
-
-    args = typing.get_args(annotation) or (annotation,)
-    return [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
-
-
-def _walk(loc: tuple[str | int, ...]) -> tuple[list[str], type[BaseModel] | None]:
-    """Follow an error location through the models: the key as the user writes it (backend tags dropped), and
-    the model that holds its last part."""
-    model: type[BaseModel] | None = Settings
-    shown: list[str] = []
-    parts = list(loc)
-    i = 0
-    while i < len(parts):
-        part = str(parts[i])
-        shown.append(part)
-        field = model.model_fields.get(part) if model is not None else None
-        members = _members(field.annotation) if field is not None else []
-        if len(members) > 1 and i + 1 < len(parts):
-            tag = str(parts[i + 1])  # the discriminated union puts the backend tag in the location
-            model = next((m for m in members if m.model_fields["type"].default == tag), None)
-            i += 2
-            continue
-        model = members[0] if members else None
-        i += 1
-    return shown, model
-
-
-def format_validation_error(error: ValidationError) -> str:
-    """One line per problem: ``config error: <dotted.key>: <what is wrong>; allowed: <values>``."""
-    lines = []
-    for item in error.errors():
-        shown, _ = _walk(tuple(item["loc"]))
-        key = ".".join(shown) or "<root>"
-        kind = item["type"]
-        ctx = item.get("ctx") or {}
-        got = item.get("input")
-        if kind == "extra_forbidden":
-            _, holder = _walk(tuple(item["loc"])[:-1])
-            allowed = sorted(holder.model_fields) if holder is not None else []
-            lines.append(f"config error: {key}: unknown key; allowed keys: {', '.join(allowed) or '(none)'}")
-        elif kind == "union_tag_invalid":
-            lines.append(f"config error: {key}.type: got {ctx.get('tag')!r}; allowed: {ctx.get('expected_tags')}")
-        elif kind == "literal_error":
-            lines.append(f"config error: {key}: got {got!r}; allowed: {ctx.get('expected')}")
-        else:
-            lines.append(f"config error: {key}: {item['msg']}; got {got!r}")
-    return "\n".join(lines)

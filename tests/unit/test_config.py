@@ -186,6 +186,24 @@ def lines_for(message: str) -> list[str]:
             ["'volume'", "'sentiment:<source>'", "'momentum'"],
             id="fusion-input",
         ),
+        pytest.param(
+            "alerts:\n  notifiers:\n  - type: webhook\n",
+            "alerts.notifiers.0.url",
+            ["Field required"],
+            id="union-in-a-list",
+        ),
+        pytest.param(
+            "alerts:\n  notifiers:\n  - level: info\n",
+            "alerts.notifiers.0.type",
+            ["missing", "'log', 'webhook', 'email'"],
+            id="union-tag-missing",
+        ),
+        pytest.param(
+            "alerts:\n  notifiers:\n  - type: email\n    recipients: [a@b.c]\n    hots: x\n",
+            "alerts.notifiers.0.hots",
+            ["unknown key", "host", "recipients"],
+            id="unknown-key-in-a-union-member",
+        ),
     ],
 )
 def test_a_bad_value_in_the_file_names_key_and_allowed_values(

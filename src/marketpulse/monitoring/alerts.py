@@ -35,18 +35,17 @@ from types import TracebackType
 from typing import Any, Self
 
 import numpy as np
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from marketpulse.bus.base import ALERTS, Bus
+from marketpulse.config_errors import format_validation_error
 from marketpulse.errors import BusError, ConfigError
 from marketpulse.events import Alert, Bar, BarBatch, Event, Prediction, SentimentScore, Signal
 from marketpulse.monitoring.notifiers import (
     DispatchConfig,
     Dispatcher,
-    EmailNotifierConfig,
     LogNotifierConfig,
     NotifierConfig,
-    WebhookNotifierConfig,
 )
 from marketpulse.monitoring.rules import (
     _EPOCH,
@@ -89,60 +88,12 @@ class AlertsConfig(_Section):
     dispatch: DispatchConfig = Field(default_factory=DispatchConfig, description="queue and retry of delivery")
 
 
-_NOTIFIER_MODELS: dict[str, type[BaseModel]] = {
-    "log": LogNotifierConfig,
-    "webhook": WebhookNotifierConfig,
-    "email": EmailNotifierConfig,
-}
-
-
-def _holder(loc: tuple[str | int, ...]) -> tuple[list[str], type[BaseModel] | None]:
-    """The key as the user writes it (union tags dropped) and the model holding its last part."""
-    model: type[BaseModel] | None = AlertsConfig
-    shown: list[str] = []
-    for i, part in enumerate(loc):
-        if i == 2 and loc[0] == "notifiers" and part in _NOTIFIER_MODELS:  # the union tag pydantic adds
-            model = _NOTIFIER_MODELS[str(part)]
-            continue
-        if isinstance(part, int) or model is None:
-            shown.append(str(part))
-            continue
-        shown.append(part)
-        field = model.model_fields.get(part)
-        ann = field.annotation if field is not None else None
-        model = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
-    return shown, model
-
-
-def format_alerts_error(error: ValidationError, section: str = "alerts") -> str:
-    """One line per problem: ``config error: alerts.<key>: <what is wrong>; allowed: <values>``."""
-    lines = []
-    for item in error.errors():
-        loc = tuple(item["loc"])
-        shown, _ = _holder(loc)
-        key = ".".join([section, *shown])
-        kind, ctx, got = item["type"], item.get("ctx") or {}, item.get("input")
-        if kind == "extra_forbidden":
-            _, holder = _holder(loc[:-1])
-            allowed = ", ".join(sorted(holder.model_fields)) if holder is not None else "(none)"
-            lines.append(f"config error: {key}: unknown key; allowed keys: {allowed}")
-        elif kind == "union_tag_invalid":
-            lines.append(f"config error: {key}.type: got {ctx.get('tag')!r}; allowed: {ctx.get('expected_tags')}")
-        elif kind == "union_tag_not_found":
-            lines.append(f"config error: {key}.type: missing; allowed: {', '.join(map(repr, _NOTIFIER_MODELS))}")
-        elif kind == "literal_error":
-            lines.append(f"config error: {key}: got {got!r}; allowed: {ctx.get('expected')}")
-        else:
-            lines.append(f"config error: {key}: {item['msg']}; got {got!r}")
-    return "\n".join(lines)
-
-
 def load_alerts_config(data: Mapping[str, Any] | None = None) -> AlertsConfig:
     """Validate the ``alerts`` section; :class:`~marketpulse.errors.ConfigError` names the key and allowed values."""
     try:
         return AlertsConfig.model_validate(dict(data or {}))
     except ValidationError as e:
-        raise ConfigError(format_alerts_error(e)) from e
+        raise ConfigError(format_validation_error(e, AlertsConfig, "alerts")) from e
 
 
 # -- manager --------------------------------------------------------------------------------------------------------
