@@ -236,6 +236,46 @@ def test_signals_404_until_fused_then_alerts(served: Served) -> None:
     assert newest["truncated"] and [a["rule"] for a in newest["alerts"]] == ["lag"]
 
 
+def test_signal_history_is_the_weight_history(served: Served) -> None:
+    """Stored Signal events come back oldest first in ``start <= ts < end`` with the weights each was made with
+    (an input missing from one signal stays missing; stacking coefficients pass through unclipped)."""
+    base = datetime(2014, 8, 1, 15, tzinfo=UTC)
+    weights = [
+        {"price": 0.5, "sentiment": 0.5},
+        {"price": 0.6, "sentiment": 0.4},
+        {"price": 1.0},
+        {"price": 1.7, "sentiment": -0.3},
+        {"price": 0.8, "sentiment": 0.2},
+    ]
+    events = [
+        Signal(ts=base + timedelta(minutes=i), symbol=SYMBOL, score=0.1 * i, components={"price": 0.55}, weights=w)
+        for i, w in enumerate(weights)
+    ]
+    served.pipeline.history.write_events("signals", events[::-1])  # stored out of order
+    path = f"/v1/signals/{SYMBOL}/history"
+    window = {"start": (base + timedelta(minutes=1)).isoformat(), "end": (base + timedelta(minutes=4)).isoformat()}
+    body = served.get(path, params=window).json()
+    assert body["symbol"] == SYMBOL and body["count"] == 3 and body["truncated"] is False
+    rows = body["signals"]
+    assert [r["ts"] for r in rows] == [
+        (base + timedelta(minutes=i)).isoformat().replace("+00:00", "Z") for i in (1, 2, 3)
+    ]
+    assert [r["weights"] for r in rows] == weights[1:4]
+    assert [r["score"] for r in rows] == pytest.approx([0.1, 0.2, 0.3])
+    assert rows[0]["components"] == {"price": 0.55} and rows[0]["symbol"] == SYMBOL
+    limited = served.get(path, params={"start": base.isoformat(), "limit": 2}).json()
+    assert limited["truncated"] and limited["count"] == 2
+    assert [r["weights"] for r in limited["signals"]] == weights[3:]
+    empty = served.get(path, params={"start": "2030-01-01"})
+    assert empty.status_code == 200 and empty.json()["signals"] == [] and empty.json()["count"] == 0
+    unknown = served.get("/v1/signals/ZZZZ/history")
+    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "unknown_symbol"
+    bad = served.get(path, params={"limit": 0})
+    assert bad.status_code == 422 and bad.json()["error"]["code"] == "validation_error"
+    schema = httpx.get(served.url + "/openapi.json").json()
+    assert "SignalHistory" in json.dumps(schema["paths"]["/v1/signals/{symbol}/history"]["get"]["responses"]["200"])
+
+
 def test_unknown_symbol_and_unknown_path_have_the_error_body(served: Served) -> None:
     for path in ("/v1/quotes/ZZZZ", "/v1/sentiment/ZZZZ", "/v1/bars/ZZZZ", "/v1/signals/ZZZZ"):
         r = served.get(path)

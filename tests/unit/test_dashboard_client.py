@@ -14,6 +14,7 @@ httpx = pytest.importorskip("httpx")
 from marketpulse.dashboard.client import (  # noqa: E402
     API_KEY_HEADER,
     SENTIMENT_HISTORY,
+    SIGNAL_HISTORY,
     ApiClient,
     bars_frame,
     error_message,
@@ -56,6 +57,7 @@ def test_sends_the_key_and_builds_paths_and_params() -> None:
         client.sentiment("FB")
         client.prediction_history("AMZN", limit=10)
         client.signal("BAC")
+        client.signal_history("BAC", limit=7)
         client.alerts(limit=5)
         client.stats()
         client.bars("X/Y")
@@ -68,6 +70,7 @@ def test_sends_the_key_and_builds_paths_and_params() -> None:
         "/v1/sentiment/FB",
         "/v1/predictions/AMZN/history",
         "/v1/signals/BAC",
+        "/v1/signals/BAC/history",
         "/v1/alerts",
         "/v1/stats",
         "/v1/bars/X%2FY",  # a symbol can never escape its path segment
@@ -75,7 +78,8 @@ def test_sends_the_key_and_builds_paths_and_params() -> None:
     assert all(r.headers[API_KEY_HEADER] == "k-123" for r in seen)
     assert dict(seen[1].url.params) == {"interval": "60"}
     assert dict(seen[2].url.params) == {"start": "2014-05-01T00:00:00Z", "limit": "50"}  # None params left out
-    assert dict(seen[7].url.params) == {"limit": "5"}
+    assert dict(seen[7].url.params) == {"limit": "7"}
+    assert dict(seen[8].url.params) == {"limit": "5"}
 
 
 def test_no_key_no_header() -> None:
@@ -243,15 +247,18 @@ def test_fetch_asks_optional_endpoints_only_when_listed() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(request.url.path)
         if request.url.path == "/openapi.json":
-            return _json(200, {"paths": {"/v1/sentiment/{symbol}/history": {}, "/health": {}}})
+            listed = {"/v1/sentiment/{symbol}/history": {}, "/v1/signals/{symbol}/history": {}, "/health": {}}
+            return _json(200, {"paths": listed})
         return _json(404, {"error": {"code": "not_found", "message": "nothing"}})
 
     client = _client(handler)
     snap = fetch(client, "AAPL", 100)
     assert snap.sentiment_history is None and "/v1/sentiment/AAPL/history" not in seen
+    assert snap.signals is None and "/v1/signals/AAPL/history" not in seen
     assert snap.quote.missing and snap.stats.missing
     paths = openapi_paths(client.openapi().data)
-    assert SENTIMENT_HISTORY in paths
-    assert fetch(client, "AAPL", 100, paths).sentiment_history is not None
-    assert "/v1/sentiment/AAPL/history" in seen
+    assert SENTIMENT_HISTORY in paths and SIGNAL_HISTORY in paths
+    listed = fetch(client, "AAPL", 100, paths)
+    assert listed.sentiment_history is not None and listed.signals is not None and listed.signals.missing
+    assert "/v1/sentiment/AAPL/history" in seen and "/v1/signals/AAPL/history" in seen
     assert openapi_paths(["not", "openapi"]) == frozenset()

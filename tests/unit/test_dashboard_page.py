@@ -3,11 +3,13 @@ answers of the wrong shape. The page must never raise and must always say what i
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 pytest.importorskip("streamlit")
@@ -170,8 +172,78 @@ def test_full_api(fake_api: Callable[[Any], None]) -> None:
     assert "could not draw" not in text and "no data" not in text.replace("no data yet", "")
     assert len(at.warning) == 0, [w.value for w in at.warning]
     assert at.selectbox[0].value == "AAPL" and list(at.selectbox[0].options) == ["AAPL", "MSFT"]
-    assert len(at.get("plotly_chart")) >= 4  # price, sentiment, predictions, weights (throughput needs 2 samples)
+    assert len(at.get("plotly_chart")) >= 5  # price, sentiment, predictions, weights and their history (throughput
+    # needs 2 samples)
     assert len(at.dataframe) >= 1  # the alerts feed
+
+
+SIGNAL_HISTORY = {
+    "symbol": "AAPL",
+    "count": 3,
+    "truncated": False,
+    "signals": [
+        {"symbol": "AAPL", "ts": "2014-06-02T14:28:00Z", "score": 0.1, "weights": {"price": 0.5, "sentiment": 0.5}},
+        {"symbol": "AAPL", "ts": "2014-06-02T14:29:00Z", "score": 0.3, "weights": {"price": 0.8}},
+        {"symbol": "AAPL", "ts": T0, "score": 0.42, "weights": {"price": 0.7, "sentiment": 0.3}},
+    ],
+}
+
+
+def _chart(at: AppTest, key: str) -> dict[str, Any] | None:
+    """The Plotly figure drawn under ``key`` (its JSON spec), or None."""
+    for chart in at.get("plotly_chart"):
+        if chart.proto.id.endswith(f"-{key}"):
+            spec: dict[str, Any] = json.loads(chart.proto.spec)
+            return spec
+    return None
+
+
+def _values(y: Any) -> list[float | None]:
+    """A trace's ``y`` as numbers (Plotly sends numpy arrays as ``{"dtype", "bdata"}``); NaN → None."""
+    if isinstance(y, dict):
+        y = np.frombuffer(base64.b64decode(y["bdata"]), dtype=np.dtype(y["dtype"])).tolist()
+    return [None if v is None or v != v else float(v) for v in y]
+
+
+def test_weight_history_from_the_api(fake_api: Callable[[Any], None]) -> None:
+    routes = dict(FULL)
+    routes["/openapi.json"] = {"paths": {"/v1/quotes/{symbol}": {}, "/v1/signals/{symbol}/history": {}}}
+    routes["/v1/signals/AAPL/history"] = SIGNAL_HISTORY
+    fake_api(routes)
+    at = _run("AAPL")
+    text = _text(at)
+    assert "**weight history**" in text and "3 signals (from the API's history, in event time)" in text
+    spec = _chart(at, "weights_history")
+    assert spec is not None and _chart(at, "weights") is not None  # the latest weights' bar chart stays
+    lines = {t["name"]: t for t in spec["data"]}
+    assert set(lines) == {"price", "sentiment", "fused score"}
+    assert _values(lines["price"]["y"]) == [0.5, 0.8, 0.7]
+    assert _values(lines["fused score"]["y"]) == [0.1, 0.3, 0.42]
+    assert _values(lines["sentiment"]["y"]) == [0.5, None, 0.3]  # a gap where the input is missing, not a zero
+    assert "could not draw" not in text and len(at.warning) == 0
+
+
+@pytest.mark.parametrize(
+    ("history", "caption"),
+    [
+        (None, "1 signal (sampled by this page while open"),  # an API without the endpoint
+        ({"signals": "not a list"}, "1 signal (sampled by this page while open"),
+        (httpx.Response(500, content=b"boom"), "history unavailable: HTTP 500"),
+    ],
+)
+def test_weight_history_falls_back_to_the_latest_signal(
+    fake_api: Callable[[Any], None], history: Any, caption: str
+) -> None:
+    routes = dict(FULL)
+    if history is not None:
+        routes["/openapi.json"] = {"paths": {"/v1/signals/{symbol}/history": {}}}
+        routes["/v1/signals/AAPL/history"] = history
+    fake_api(routes)
+    at = _run("AAPL")
+    text = _text(at)
+    assert caption in text and "could not draw" not in text
+    spec = _chart(at, "weights_history")
+    assert spec is not None and {t["name"] for t in spec["data"]} == {"price", "sentiment", "fused score"}
 
 
 def test_symbol_from_query_and_picker(fake_api: Callable[[Any], None]) -> None:

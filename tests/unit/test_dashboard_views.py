@@ -151,3 +151,30 @@ def test_figures_build() -> None:
     assert len(views.weights_figure({"price": 0.7}, {"sentiment": 0.1}).data) == 2
     samples = pd.DataFrame({"ts": bars["ts"][:3], "ticks/s": [1.0, 2.0, 3.0]})
     assert views.series_figure(samples, "t").data
+
+
+def test_weights_frame_and_history_figure() -> None:
+    history = {
+        "signals": [
+            {"ts": "2014-06-02T14:31:00Z", "score": 0.3, "weights": {"price": 0.9}},  # no sentiment in this one
+            {"ts": "2014-06-02T14:30:00Z", "score": -0.2, "weights": {"price": 0.7, "sentiment": 0.3}},
+            {"ts": "garbage", "score": 1.0, "weights": {"price": 0.1}},
+            {"ts": "2014-06-02T14:32:00Z", "score": None, "weights": {"price": 1.6, "sentiment": -0.6, "news": "x"}},
+        ]
+    }
+    frame = views.weights_frame(history)
+    assert list(frame.columns) == ["ts", "score", "weight.news", "weight.price", "weight.sentiment"]
+    assert frame["ts"].is_monotonic_increasing and len(frame) == 3  # sorted, the unreadable time dropped
+    assert frame["weight.price"].tolist() == [0.7, 0.9, 1.6]  # stacking coefficients above 1 kept as they are
+    assert frame["weight.sentiment"].tolist()[0::2] == [0.3, -0.6] and np.isnan(frame["weight.sentiment"][1])
+    fig = views.weights_history_figure(frame)
+    lines = {t.name: t for t in fig.data}
+    assert set(lines) == {"price", "sentiment", "fused score"}  # "news" never had a number: no line
+    assert list(lines["price"].y) == [0.7, 0.9, 1.6] and lines["price"].yaxis == "y"
+    assert list(lines["sentiment"].y)[0::2] == [0.3, -0.6] and np.isnan(lines["sentiment"].y[1])
+    assert list(lines["fused score"].y)[:2] == [-0.2, 0.3] and lines["fused score"].yaxis == "y2"
+    assert fig.layout.yaxis2.range == (-1.05, 1.05) and not fig.layout.annotations
+    assert views.weights_frame({"ts": 1401719400, "score": 0.1, "weights": {"a": 1}})["weight.a"].tolist() == [1.0]
+    for nothing in (None, {"signals": []}, [{"score": 0.5}], {"signals": "x"}):
+        empty = views.weights_history_figure(views.weights_frame(nothing))
+        assert not empty.data and [a.text for a in empty.layout.annotations] == ["no signals yet"]

@@ -116,6 +116,16 @@ class SignalOut(BaseModel):
     weights: dict[str, float | None] = Field(default_factory=dict)
 
 
+class SignalHistory(BaseModel):
+    symbol: str
+    count: int
+    truncated: bool = Field(description="true when more rows matched than 'limit' (the newest are returned)")
+    signals: list[SignalOut] = Field(
+        description="oldest first; 'weights' are the fusion's weights at each signal (normalised for Hedge, "
+        "logistic coefficients for stacking: they may be negative or above 1)"
+    )
+
+
 class AlertOut(BaseModel):
     ts: datetime
     rule: str
@@ -147,6 +157,7 @@ __all__ = [
     "PredictionHistory",
     "Ready",
     "Sentiment",
+    "SignalHistory",
     "SignalOut",
     "SourceSentiment",
     "Stats",

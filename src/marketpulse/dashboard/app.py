@@ -10,8 +10,9 @@ Each section is drawn on its own: an endpoint that is missing, empty or failing 
 error) in its section and never stops the page. The headline always states the selected symbol and its latest
 price as text (``AAPL · last price 96.78``), which the browser test reads.
 
-Timelines the API does not keep (sentiment per source, pipeline rates) are sampled by the page itself while it
-is open, in event time, and kept per browser session.
+Timelines the API does not keep (sentiment per source, pipeline rates, fused signals on a server without
+``/v1/signals/{symbol}/history``) are sampled by the page itself while it is open, in event time, and kept per
+browser session.
 """
 
 from __future__ import annotations
@@ -246,7 +247,7 @@ def prediction_section(snap: Snapshot, symbol: str) -> None:
     )
 
 
-def signal_section(snap: Snapshot) -> None:
+def signal_section(snap: Snapshot, symbol: str) -> None:
     signal = snap.signal.dict()
     score = number(signal.get("score"))
     if score is None:
@@ -263,6 +264,26 @@ def signal_section(snap: Snapshot) -> None:
     components = components if isinstance(components, dict) else {}
     if weights or components:
         st.plotly_chart(views.weights_figure(weights, components), key="weights", config=_STATIC)
+    weight_history(snap, symbol, signal)
+
+
+def weight_history(snap: Snapshot, symbol: str, signal: dict[str, Any]) -> None:
+    """The fusion's weights and the fused score over time: the API's signal history when it has rows, else the
+    latest signals this page has seen while open."""
+    st.markdown("**weight history**")
+    reply = snap.signals
+    frame = views.weights_frame(reply.data if reply is not None and reply.ok else None)
+    origin = "from the API's history"
+    samples = _sample(f"signals:{symbol}", [signal])
+    if frame.empty:
+        frame, origin = views.weights_frame(samples), "sampled by this page while open"
+    if frame.empty:
+        st.info("no signal history yet")
+        return
+    st.plotly_chart(views.weights_history_figure(frame), key="weights_history", config=_STATIC)
+    failed = f" · history unavailable: {reply.error}" if reply is not None and not (reply.ok or reply.missing) else ""
+    count = f"{len(frame)} signal" + ("s" if len(frame) != 1 else "")
+    st.caption(f"{count} ({origin}, in event time){failed}")
 
 
 def alerts_section(snap: Snapshot) -> None:
@@ -352,7 +373,7 @@ def live(client: ApiClient, symbol: str, n_bars: int, had_symbols: bool, paths: 
         prediction_section(snap, symbol)
     a, b, c = st.columns(3)
     with a, section("Fused signal"):
-        signal_section(snap)
+        signal_section(snap, symbol)
     with b, section("Alerts"):
         alerts_section(snap)
     with c, section("System health"):

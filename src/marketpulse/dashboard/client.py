@@ -162,6 +162,10 @@ class ApiClient:
     def signal(self, symbol: str) -> Reply:
         return self.get(f"/v1/signals/{_seg(symbol)}")
 
+    def signal_history(self, symbol: str, limit: int | None = None) -> Reply:
+        """Optional endpoint: stored fused signals, oldest first (``{"signals": [...]}``), each with its weights."""
+        return self.get(f"/v1/signals/{_seg(symbol)}/history", limit=limit)
+
     def alerts(self, symbol: str | None = None, limit: int | None = None) -> Reply:
         return self.get("/v1/alerts", symbol=symbol, limit=limit)
 
@@ -186,9 +190,12 @@ class Snapshot:
     health: Reply
     stats: Reply
     sentiment_history: Reply | None = None
+    signals: Reply | None = None
+    """The signal history; None when the API does not list the endpoint (an older server)."""
 
 
 SENTIMENT_HISTORY = "/v1/sentiment/{symbol}/history"
+SIGNAL_HISTORY = "/v1/signals/{symbol}/history"
 
 
 def fetch(client: ApiClient, symbol: str, n_bars: int, paths: frozenset[str] = frozenset()) -> Snapshot:
@@ -206,6 +213,7 @@ def fetch(client: ApiClient, symbol: str, n_bars: int, paths: frozenset[str] = f
         health=client.health(),
         stats=client.stats(),
         sentiment_history=client.sentiment_history(symbol, limit=2_000) if SENTIMENT_HISTORY in paths else None,
+        signals=client.signal_history(symbol, limit=500) if SIGNAL_HISTORY in paths else None,
     )
 
 

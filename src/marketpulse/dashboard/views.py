@@ -6,6 +6,7 @@
   ``close / sma - 1``, so ``sma = close / (1 + gap)``);
 * :func:`realised` — each prediction beside what happened over its horizon, read from the bars;
 * :func:`sentiment_points` — one row per source of a ``/v1/sentiment`` answer, for the timeline the page samples;
+* :func:`weights_frame` — fused signals (``/v1/signals/{symbol}/history`` rows) → score and one column per weight;
 * :func:`pick_stats` — throughput, lag and latency figures found by name in ``/v1/stats``;
 * ``*_figure`` — the Plotly figures.
 """
@@ -20,7 +21,7 @@ import pandas as pd
 import plotly.graph_objects as go  # type: ignore[import-untyped]
 from plotly.subplots import make_subplots  # type: ignore[import-untyped]
 
-from marketpulse.dashboard.client import flatten, number, records_frame, timestamp_of
+from marketpulse.dashboard.client import flatten, items, number, records_frame, timestamp_of
 
 UP, DOWN, FLAT, PENDING = "#26a69a", "#ef5350", "#9e9e9e", "#bdbdbd"
 SOURCE_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf")
@@ -176,6 +177,37 @@ def sentiment_frame(history: Any, samples: list[dict[str, Any]]) -> pd.DataFrame
         return pd.DataFrame(columns=["ts", "source", "polarity", "intensity", "count"])
     frame = pd.DataFrame(samples).drop_duplicates(["ts", "source"], keep="last")
     return frame.sort_values("ts", kind="stable").reset_index(drop=True)
+
+
+# -- fused signals ------------------------------------------------------------------------------------------------
+WEIGHT_PREFIX = "weight."
+"""Column prefix of :func:`weights_frame`: ``weight.price`` is the fusion's weight of the ``price`` input."""
+
+
+def weights_frame(data: Any) -> pd.DataFrame:
+    """Signals (a ``/v1/signals/{symbol}/history`` answer, a list of signal objects, or one signal) → ``ts``,
+    ``score`` and one ``weight.<input>`` column per input seen in any row, sorted by ``ts`` (one row per time, the
+    last wins). A row without some input has NaN there; rows without a readable time are dropped; weights are
+    taken as they come (Hedge weights sum to 1, stacking coefficients may be negative or above 1)."""
+    rows: list[dict[str, Any]] = []
+    signals = [data] if isinstance(data, Mapping) and "weights" in data else items(data, "signals")
+    for signal in signals:
+        ts = timestamp_of(signal)
+        if ts is None:
+            continue
+        weights = signal.get("weights")
+        row: dict[str, Any] = {"ts": ts, "score": number(signal.get("score"))}
+        if isinstance(weights, Mapping):
+            row.update({f"{WEIGHT_PREFIX}{name}": number(w) for name, w in weights.items()})
+        rows.append(row)
+    names = sorted({c for r in rows for c in r if c.startswith(WEIGHT_PREFIX)})
+    frame = pd.DataFrame(rows, columns=["ts", "score", *names])
+    if frame.empty:
+        return frame
+    frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
+    frame[["score", *names]] = frame[["score", *names]].astype(float)
+    frame = frame.sort_values("ts", kind="stable").drop_duplicates("ts", keep="last")
+    return frame.reset_index(drop=True)
 
 
 # -- system health ------------------------------------------------------------------------------------------------
@@ -368,6 +400,55 @@ def weights_figure(weights: Mapping[str, Any], components: Mapping[str, Any]) ->
         go.Bar(x=names, y=[number(components.get(n)) for n in names], name="component", marker_color="#fb8c00")
     )
     fig.update_layout(height=260, barmode="group", **_LAYOUT)
+    return fig
+
+
+def weights_history_figure(frame: pd.DataFrame) -> go.Figure:
+    """The fusion's weight of each input over time (top, one line per ``weight.<input>`` column of
+    :func:`weights_frame`; a gap where a signal lacks the input) and the fused score in [-1, 1] below.
+    An empty frame gives an empty chart saying "no signals yet"."""
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.6, 0.4], vertical_spacing=0.06)
+    weights = [c for c in frame.columns if str(c).startswith(WEIGHT_PREFIX)]
+    for i, col in enumerate(weights):
+        values = pd.to_numeric(frame[col], errors="coerce")
+        if values.notna().any():
+            fig.add_trace(
+                go.Scatter(
+                    x=frame["ts"],
+                    y=values,
+                    name=str(col)[len(WEIGHT_PREFIX) :],
+                    mode="lines+markers",
+                    line={"width": 2, "color": SOURCE_COLOURS[i % len(SOURCE_COLOURS)]},
+                    marker={"size": 4},
+                ),
+                row=1,
+                col=1,
+            )
+    if "score" in frame and pd.to_numeric(frame["score"], errors="coerce").notna().any():
+        fig.add_trace(
+            go.Scatter(
+                x=frame["ts"],
+                y=pd.to_numeric(frame["score"], errors="coerce"),
+                name="fused score",
+                mode="lines+markers",
+                line={"width": 1.5, "color": "#424242"},
+                marker={"size": 4},
+            ),
+            row=2,
+            col=1,
+        )
+    fig.add_hline(y=0, line_width=1, line_color="#9e9e9e", row=2, col=1)
+    fig.update_layout(height=340, **_LAYOUT)
+    fig.update_yaxes(title_text="weight", row=1, col=1)
+    fig.update_yaxes(title_text="score", range=[-1.05, 1.05], row=2, col=1)
+    if not fig.data:  # a blank panel that says so, not two empty axes
+        empty = go.Figure()
+        empty.add_annotation(text="no signals yet", showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5)
+        empty.update_layout(height=340, xaxis={"visible": False}, yaxis={"visible": False}, **_LAYOUT)
+        return empty
+    if frame["ts"].nunique() == 1:  # one signal so far: show an hour around it, not nanoseconds
+        at = frame["ts"].iloc[0]
+        fig.update_xaxes(range=[at - pd.Timedelta(minutes=30), at + pd.Timedelta(minutes=30)])
     return fig
 
 

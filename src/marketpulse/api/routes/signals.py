@@ -2,7 +2,7 @@
 
 Online kinds read: ``sentiment`` (combined aggregate), ``predictions``, ``signals`` (expected value:
 ``{"ts": ns, "score": float, "components": {...}, "weights": {...}}``). History event kinds: ``sentiment``
-(per-post scores, for the per-source view), ``predictions``, ``alerts``.
+(per-post scores, for the per-source view), ``predictions``, ``signals``, ``alerts``.
 """
 
 from __future__ import annotations
@@ -20,11 +20,12 @@ from marketpulse.api.models import (
     Prediction,
     PredictionHistory,
     Sentiment,
+    SignalHistory,
     SignalOut,
     SourceSentiment,
 )
 from marketpulse.api.routes.common import End, Limit, Start, newest, ns_dt, num, nums, probs, require
-from marketpulse.events import Alert, SentimentScore
+from marketpulse.events import Alert, SentimentScore, Signal
 from marketpulse.events import Prediction as PredictionEvent
 from marketpulse.sentiment.aggregate import SentimentAggregator
 
@@ -122,6 +123,26 @@ async def signal(state: State, symbol: Symbol) -> SignalOut:
         components=nums(value.get("components")),
         weights=nums(value.get("weights")),
     )
+
+
+@router.get(
+    "/signals/{symbol}/history", response_model=SignalHistory, responses=NOT_FOUND, summary="Stored fused signals"
+)
+def signal_history(
+    state: State, symbol: Symbol, start: Start = None, end: End = None, limit: Limit = 1000
+) -> SignalHistory:
+    """Fused signals with ``start <= ts < end`` sorted by time; the newest ``limit`` when more match. A known symbol
+    without stored signals gives an empty list (404 only for an unknown symbol). Each row carries the fusion's
+    weights at that moment, so the rows together are the weight history."""
+    lo, hi = time_range(start, end)
+    stored = state.context.history.read_events("signals", symbol, lo, hi)
+    events = [e for e in stored if isinstance(e, Signal)]
+    kept, truncated = newest(events, limit)
+    rows = [
+        SignalOut(symbol=symbol, ts=e.ts, score=num(e.score), components=nums(e.components), weights=nums(e.weights))
+        for e in kept
+    ]
+    return SignalHistory(symbol=symbol, count=len(rows), truncated=truncated, signals=rows)
 
 
 AlertSymbol = Annotated[str | None, Query(pattern=SYMBOL_PATTERN, description="only this symbol's alerts")]
