@@ -84,3 +84,13 @@ def test_make_fusion_builds_the_configured_method_and_never_mixes_states() -> No
     resumed = make_fusion(FusionConfig(eta=1.0), hedge.state())
     assert isinstance(resumed, HedgeFusion) and resumed.weights == pytest.approx(hedge.weights)
     assert isinstance(make_fusion(), HedgeFusion)
+
+
+def test_the_base_rate_is_learned_only_when_asked() -> None:
+    rows = [({"price": 0.5, "sentiment": 0.5}, True)] * 200  # uninformative inputs, a market that only rises
+    plain, biased = StackingFusion(STACK), StackingFusion(FusionConfig(method="stacking", decay=0.0, learn_bias=True))
+    for inputs, up in rows:
+        plain.update(inputs, up)
+        biased.update(inputs, up)
+    assert plain.bias == 0.0 and plain.predict(rows[0][0]).probability == pytest.approx(0.5)  # type: ignore[union-attr]
+    assert biased.bias > 0.5 and biased.predict(rows[0][0]).probability > 0.6  # type: ignore[union-attr]

@@ -27,6 +27,10 @@ Seeds = Annotated[int, typer.Option("--seeds", help="price-model seeds (figures 
 Params = Annotated[list[str] | None, typer.Option("--param", help="price-model hyper-parameter key=value")]
 Tickers = Annotated[str | None, typer.Option("--tickers", help="comma-separated subset of the dataset's tickers")]
 Method = Annotated[str, typer.Option("--method", help="hedge (linear pool) | stacking (online logistic on logits)")]
+FusionParams = Annotated[
+    list[str] | None,
+    typer.Option("--fusion-param", help="fusion setting key=value (eta, decay, lr, prior, …; see docs/fusion.md)"),
+]
 SentimentModelOpt = Annotated[
     str,
     typer.Option(
@@ -42,13 +46,21 @@ def _check(dataset: str, seeds: int) -> None:
         raise ConfigError(f"--seeds {seeds}: expected at least 1")
 
 
-def _fusion(method: str) -> Any:
+def _fusion(method: str, items: list[str] | None) -> Any:
+    from pydantic import ValidationError
+
+    from marketpulse.config_errors import format_validation_error
     from marketpulse.fusion.ensemble import FusionConfig
     from marketpulse.fusion.evaluate import INPUTS
 
     if method not in ("hedge", "stacking"):
         raise ConfigError(f"--method {method!r}: allowed values are hedge, stacking")
-    return FusionConfig(method=method, inputs=INPUTS)
+    try:
+        return FusionConfig.model_validate({"inputs": INPUTS, **_params(items), "method": method})
+    except ValidationError as e:
+        raise ConfigError(
+            format_validation_error(e, FusionConfig, "--fusion-param").replace("config error: ", "")
+        ) from e
 
 
 def _text(sentiment_model: str) -> Any:
@@ -80,6 +92,7 @@ def evaluate_fusion(
     param: Params = None,
     tickers: Tickers = None,
     method: Method = "hedge",
+    fusion_param: FusionParams = None,
     sentiment_model: SentimentModelOpt = "lexicon",
     as_json: AsJson = False,
 ) -> None:
@@ -94,7 +107,7 @@ def evaluate_fusion(
             kind,
             seeds,
             _params(param),
-            config=_fusion(method),
+            config=_fusion(method, fusion_param),
             tickers=_tickers(tickers),
             text=_text(sentiment_model),
         )
@@ -123,6 +136,7 @@ def backtest_command(
     param: Params = None,
     tickers: Tickers = None,
     method: Method = "hedge",
+    fusion_param: FusionParams = None,
     sentiment_model: SentimentModelOpt = "lexicon",
     cost_bps: Annotated[float, typer.Option("--cost-bps", help="costs per unit traded, basis points")] = 5.0,
     slippage_bps: Annotated[float, typer.Option("--slippage-bps", help="slippage per unit traded, bps")] = 0.0,
@@ -154,7 +168,7 @@ def backtest_command(
             kind,
             seeds,
             _params(param),
-            config=_fusion(method),
+            config=_fusion(method, fusion_param),
             costs=costs,
             tickers=_tickers(tickers),
             text=_text(sentiment_model),

@@ -52,6 +52,7 @@ class FusionConfig(BaseModel):
     min_weight: float = Field(0.02, ge=0.0, lt=1.0, description="floor of every normalised weight")
     lr: float = Field(0.05, gt=0.0, le=10.0, description="stacking: AdaGrad learning rate (the largest step)")
     max_logit: float = Field(4.0, gt=0.0, le=20.0, description="stacking: each input's logit is clipped to ±this")
+    learn_bias: bool = Field(False, description="stacking: also learn a base rate (a bet that recent up-shares last)")
 
     @model_validator(mode="after")
     def _check(self) -> FusionConfig:

@@ -143,8 +143,9 @@ def _inputs(
     train = stocknet_samples(data, "train", text=True)
     walk = ("dev", "test") if split == "test" else ("dev",)
     rows = {name: stocknet_samples(data, name, text=True, middle_band=middle_band) for name in walk}
+    texts = {n: select(rows[n], TEXT_FEATURES) for n in walk}
     sentiment_model = create("logreg").fit(select(train, TEXT_FEATURES), None, seed=0)
-    sentiment = np.concatenate([_up(predict_samples(sentiment_model, select(rows[n], TEXT_FEATURES))) for n in walk])
+    sentiment = np.concatenate([_up(predict_samples(sentiment_model, texts[n])) for n in walk])
     dev = rows["dev"] if not middle_band else stocknet_samples(data, "dev", text=True)  # labelled days only
     models = fit_seeds(kind, select(train, PRICE_FEATURES), select(dev, PRICE_FEATURES), seeds, params or {})
     price = [np.concatenate([_up(predict_samples(m, select(rows[n], PRICE_FEATURES))) for n in walk]) for m in models]
@@ -155,7 +156,7 @@ def _inputs(
         evaluated=np.concatenate([np.full(len(rows[n]), n == split) for n in walk]),
         price=price,
         sentiment=sentiment,
-        tweets=np.concatenate([(select(rows[n], TEXT_FEATURES).X[:, :, 0] > 0).any(axis=1) for n in walk]),
+        tweets=np.concatenate([(texts[n].X[:, :, 0] > 0).any(axis=1) for n in walk]),
         labels=np.concatenate([rows[n].y for n in walk]),
         moves=np.concatenate([stocknet_moves(data, rows[n]) for n in walk]),
         tickers=len(data.tickers),
