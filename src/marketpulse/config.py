@@ -82,6 +82,9 @@ class PredictConfig(_Section):
     enabled: bool = Field(True, description="predict from each new feature vector when a compatible model exists")
     model: str | None = Field(None, description="registered model name to pin; null = the latest compatible one")
     reload_s: float = Field(2.0, ge=0.0, description="check the registry for a new or replaced model this often")
+    bundled: bool = Field(
+        True, description="with no compatible registered model, use the bundled demo model (SPY 1-minute bars)"
+    )
 
 
 class ValidationConfig(_Section):

@@ -303,10 +303,13 @@ def test_lobster_ticks(cli: Any, shared_data: Path, tmp_path: Path, name: str, m
 
 
 def test_run_once_on_the_bundled_sample(cli: Any, tmp_path: Path) -> None:
-    result = cli("--data-dir", str(tmp_path), "run", "--once", "--speed", "max", "--json")
+    result = cli("--data-dir", str(tmp_path), "run", "--once", "--speed", "max", "--json", timeout=360)
     assert result.returncode == 0, result.stderr
     report = result.json()
     assert report["command"] == "run"
+    # no model registered under this data dir: the bundled demo model predicts, and every prediction is fused
+    assert report["engine"]["predictions"] > 10_000
+    assert report["engine"]["signals"] == report["engine"]["predictions"]
     assert report["read"] == report["accepted"] + report["deadlettered"]
     by_kind = report["accepted_by_kind"]
     assert by_kind["bars"] > 0 and by_kind["ticks"] > 0 and by_kind["posts"] > 0
@@ -319,6 +322,8 @@ def test_run_once_on_the_bundled_sample(cli: Any, tmp_path: Path) -> None:
     try:
         assert store.count("ticks") == 0  # synthetic ticks are never stored as history
         assert store.count("bars") == by_kind["bars"]
+        [prediction, *_] = store.read_events("predictions", "AAPL", None, None)
+        assert getattr(prediction, "version", None) == "demo-spy-lstm@1"
     finally:
         store.close()
 

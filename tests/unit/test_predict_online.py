@@ -168,3 +168,54 @@ def test_windows_skip_warm_up_rows_and_carry_across_micro_batches(tmp_path: Path
     whole = OnlinePredictor(Registry(tmp_path), schema_hash(), NAMES, reload_s=0.0).update(rows)
     assert [p.p_up for p in whole] == [p.p_up for p in one + two], "micro-batch split does not matter"
     assert predictor.update(rows.iloc[4:], interval_s=86_400) == [], "another bar interval is not fed to the model"
+
+
+def test_the_bundled_model_serves_until_one_is_registered(tmp_path: Path) -> None:
+    from marketpulse.predict.online import bundled_registry
+
+    bundled = bundled_registry()
+    assert bundled.latest(schema_hash()) == "demo-spy-lstm", "the shipped model fits the engine's feature schema"
+    registry = Registry(tmp_path)
+    predictor = OnlinePredictor(registry, schema_hash(), NAMES, reload_s=0.0, fallback=bundled)
+    predictor.refresh(force=True)
+    assert predictor.model is not None and predictor.model.version == "demo-spy-lstm@1"
+    _register(registry, "mine")
+    predictor.refresh(force=True)
+    assert predictor.model is not None and predictor.model.version == "mine@1", "a registered model takes over"
+    alone = OnlinePredictor(Registry(tmp_path / "empty"), schema_hash(), NAMES, reload_s=0.0)
+    alone.refresh(force=True)
+    assert alone.model is None, "without the fallback, no model"
+
+
+def test_drift_is_judged_from_the_close_at_prediction_time(tmp_path: Path) -> None:
+    """A falling market against a model that always says up: every call is wrong and the drift rule says so —
+    judged on the fusion's settlement from the close at prediction time, one micro-batch holding the whole day
+    (the rule used to take the batch's newest close as every prediction's reference)."""
+    from marketpulse.monitoring.alerts import AlertManager, AlertsConfig
+
+    train = _samples()
+    bullish = Samples(train.X, np.ones_like(train.y), train.ts, train.symbol, train.prev, NAMES, train.schema, 2,
+                      dict(train.info))  # fmt: skip
+    card = {"schema": train.schema, "features": list(NAMES), "window": WINDOW, "interval_s": 60,
+            "horizon_ns": 300_000_000_000, "typical_move": 0.002}  # fmt: skip
+    Registry(tmp_path).register("bull", [create("majority").fit(bullish, None, seed=0)], card)
+    bus = MemoryBus(MemoryBusConfig(capacity=100_000))
+    predictor = OnlinePredictor(Registry(tmp_path), schema_hash(), NAMES, reload_s=0.0)
+    config = AlertsConfig.model_validate(
+        {"model_drift": {"min_count": 20, "window": 20}, "price_move": {"enabled": False}, "notifiers": []}
+    )
+    alerts = AlertManager.from_config(config, bus)
+    engine = LocalEngine(bus, MemoryOnlineStore(), MemoryHistoryStore(), predictor=predictor, alerts=alerts)
+    n = 200
+    close = 100.0 * np.exp(-0.001 * np.arange(n))
+    ts = 1_704_205_860_000_000_000 + np.arange(n, dtype=np.int64) * 60_000_000_000
+    batch = BarBatch.from_arrays("ZIG", ts, close, close + 0.5, close - 0.5, close, np.full(n, 1e4), interval_s=60)
+    bus.publish_batch("market.bars", [("ZIG", encode(batch))])
+    engine.drain()
+    settled = engine.state.fusion.settled
+    assert settled > 100
+    drift = [a for a in engine.history.read_events("alerts", "ZIG") if getattr(a, "rule", "") == "model_drift"]
+    assert drift and all("hit rate 0.0% over the last 20" in a.message for a in drift)  # type: ignore[attr-defined]
+    gaps = np.diff([a.ts.timestamp() for a in drift])
+    assert (gaps >= 3600).all(), "one alert per cool-down"
+    engine.close()

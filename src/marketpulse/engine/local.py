@@ -17,9 +17,10 @@ Per poll of ``market.ticks``, ``market.bars``, ``social.posts`` and ``news.artic
 * predictions + the latest sentiment (combined, or per source) and momentum → fused signals
   (:class:`~marketpulse.fusion.online.OnlineFusion`, ``fusion`` config: Hedge weights or online stacking learned
   from settled outcomes) → ``signals.fused``, history and online store (``signals``, with every input's weight);
-* with an :class:`~marketpulse.monitoring.alerts.AlertManager`: bars, predictions, per-post scores and signals go
-  through the alert rules (k-sigma move, drift, sentiment spike, signal flip) and each micro-batch's lag (ingest of
-  its newest record → processed) through the lag rule; alerts go to ``alerts`` and the notifiers, never blocking.
+* with an :class:`~marketpulse.monitoring.alerts.AlertManager`: bars, per-post scores and signals go through the
+  alert rules (k-sigma move, sentiment spike, signal flip), the fusion's settled outcomes through the drift rule
+  (judged from the close at prediction time, in event time) and each micro-batch's lag (ingest of its newest
+  record → processed) through the lag rule; alerts go to ``alerts`` and the notifiers, never blocking.
 
 The consumer commits after a micro-batch is processed and published (at-least-once). Stage functions are pure
 over (batch, state), so the same input gives the same bars, features and per-post scores at any speed and any
@@ -310,8 +311,13 @@ class LocalEngine:
         signals = self._fuse(bars, predictions)
         if signals:
             self._signals(signals)
-        if self.alerts is not None:
-            self._stored(self.alerts.observe_many([*predictions, *signals]))
+        outcomes = self.state.fusion.drain_outcomes()
+        if self.alerts is not None:  # drift is judged on the fusion's settlement: the close at prediction time
+            fired = self.alerts.observe_many(signals)
+            for o in outcomes:
+                when = datetime.fromtimestamp(o.ts_ns / 1e9, UTC)
+                fired += self.alerts.observe_outcome(o.symbol, when, o.predicted_up, o.realised_up, o.model)
+            self._stored(fired)
         if not predictions:
             return
         self.counters.predictions += len(predictions)

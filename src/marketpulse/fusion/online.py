@@ -17,7 +17,8 @@ fusion then weighs the inputs present). Calls:
 - :meth:`OnlineFusion.sentiment` — a symbol's sentiment at a time (combined, or one source's);
 - :meth:`OnlineFusion.bar` — a bar of the predictions' interval: first **settles** every pending prediction of the
   symbol whose horizon has ended at or before the bar (outcome: this close above the close at prediction time),
-  updating the weights, then records the close;
+  updating the weights and keeping the price model's call beside the outcome (:meth:`OnlineFusion.drain_outcomes`,
+  what the model-drift alert judges), then records the close;
 - :meth:`OnlineFusion.predict` — a price prediction: fuses it with the other inputs using the current weights,
   returns the :class:`~marketpulse.events.Signal` (``score = 2p − 1``; ``components`` = the inputs' ``p(up)``
   that took part; ``weights`` = the fusion's current weight of **every** configured input, so a stored series of
@@ -69,6 +70,19 @@ class _Pending:
     due_ns: int
     close: float
     inputs: dict[str, float | None]
+    model: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A settled prediction: the price model's call (``p(up) >= 0.5``) beside what happened."""
+
+    symbol: str
+    ts_ns: int
+    """The settling bar's time."""
+    predicted_up: bool
+    realised_up: bool
+    model: str
 
 
 def _momentum(closes: deque[float], bars: int) -> float | None:
@@ -97,6 +111,7 @@ class OnlineFusion:
     _sentiment: dict[tuple[str, str], tuple[int, float]] = field(default_factory=dict)
     _closes: dict[str, deque[float]] = field(default_factory=dict)
     _pending: dict[str, deque[_Pending]] = field(default_factory=dict)
+    _outcomes: list[Outcome] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.fusion = make_fusion(self.config)
@@ -115,7 +130,11 @@ class OnlineFusion:
         n = 0
         while queue and queue[0].due_ns <= ts_ns:
             pending = queue.popleft()
-            self.fusion.update(pending.inputs, close > pending.close)
+            realised = close > pending.close
+            self.fusion.update(pending.inputs, realised)
+            price = pending.inputs.get("price")
+            if price is not None and close != pending.close:  # an unchanged close is no outcome for the drift rule
+                self._outcomes.append(Outcome(symbol, int(ts_ns), price >= 0.5, realised, pending.model))
             n += 1
         self.settled += n
         closes = self._closes.get(symbol)
@@ -152,7 +171,7 @@ class OnlineFusion:
         queue = self._pending.setdefault(symbol, deque())
         if len(queue) >= self.config.max_pending:
             queue.popleft()  # bounded memory: the oldest unsettled prediction is forgotten, never mis-settled
-        queue.append(_Pending(int(ts_ns) + int(horizon_s) * 1_000_000_000, closes[-1], inputs))
+        queue.append(_Pending(int(ts_ns) + int(horizon_s) * 1_000_000_000, closes[-1], inputs, model))
         return Signal(
             ts=datetime.fromtimestamp(ts_ns / 1e9, UTC),
             symbol=symbol,
@@ -161,9 +180,14 @@ class OnlineFusion:
             weights=dict(self.fusion.weights),
         )
 
+    def drain_outcomes(self) -> list[Outcome]:
+        """The outcomes settled since the last call (the engine feeds them to the model-drift alert rule)."""
+        out, self._outcomes = self._outcomes, []
+        return out
+
     def state(self) -> dict[str, Any]:
         """The fusion's JSON snapshot plus how many predictions have settled."""
         return {**self.fusion.state(), "settled": self.settled}
 
 
-__all__ = ["SOURCE_PREFIX", "OnlineFusion", "OnlineFusionConfig"]
+__all__ = ["SOURCE_PREFIX", "OnlineFusion", "OnlineFusionConfig", "Outcome"]

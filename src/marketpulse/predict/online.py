@@ -5,13 +5,16 @@ for every new vector whose window is complete and finite, all symbols of a micro
 the pinned registry name, or the latest registered model whose feature-schema hash equals the engine's
 (:func:`marketpulse.features.market.schema_hash`): a model of another schema is never fed these vectors. Every
 ``reload_s`` seconds the registry is checked and a new or replaced model is loaded (hot reload) — a model that
-fails to load is logged and the previous one kept.
+fails to load is logged and the previous one kept. With a ``fallback`` registry (the bundled demo model,
+:func:`bundled_registry`), its model is used while the registry has no compatible one; a model registered later
+takes over at the next check.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,15 +25,29 @@ from marketpulse.events import Prediction
 from marketpulse.predict.registry import Registry, SeedEnsemble
 
 log = logging.getLogger(__name__)
+BUNDLED = Path(__file__).resolve().parent / "assets" / "models"
+"""A read-only registry shipped in the package: the demo's SPY 1-minute model (see ``assets/models/README.md``)."""
+
+
+def bundled_registry() -> Registry:
+    """The registry of models shipped with the package."""
+    return Registry(BUNDLED)
 
 
 class OnlinePredictor:
     """Feature rows in, predictions out (single-threaded; state per symbol)."""
 
     def __init__(
-        self, registry: Registry, schema: str, names: tuple[str, ...], pinned: str | None = None, reload_s: float = 2.0
+        self,
+        registry: Registry,
+        schema: str,
+        names: tuple[str, ...],
+        pinned: str | None = None,
+        reload_s: float = 2.0,
+        fallback: Registry | None = None,
     ) -> None:
         self.registry, self.schema, self.names, self.pinned, self.reload_s = registry, schema, names, pinned, reload_s
+        self.fallback = fallback
         self.model: SeedEnsemble | None = None
         self._fingerprint: Any = None
         self._checked = -float("inf")
@@ -47,13 +64,15 @@ class OnlinePredictor:
             return
         self._checked = now
         try:
-            name = self.pinned or self.registry.latest(self.schema)
+            source, name = self.registry, self.pinned or self.registry.latest(self.schema)
+            if name is None and self.fallback is not None:
+                source, name = self.fallback, self.fallback.latest(self.schema)
             if name is None:
                 return
-            fingerprint = (name, self.registry.fingerprint(name))
+            fingerprint = (str(source.root), name, source.fingerprint(name))
             if fingerprint == self._fingerprint:
                 return
-            model = self.registry.load(name)
+            model = source.load(name)
         except (MarketPulseError, OSError, ValueError, ImportError) as e:
             log.warning("prediction model not (re)loaded: %s", e)
             return
@@ -126,5 +145,10 @@ def build_predictor(settings: Any) -> OnlinePredictor | None:
     from marketpulse.features.market import NAMES, schema_hash
 
     return OnlinePredictor(
-        Registry(settings.data_dir / "models"), schema_hash(), NAMES, settings.predict.model, settings.predict.reload_s
+        Registry(settings.data_dir / "models"),
+        schema_hash(),
+        NAMES,
+        settings.predict.model,
+        settings.predict.reload_s,
+        fallback=bundled_registry() if settings.predict.bundled else None,
     )
