@@ -269,7 +269,7 @@ def test_predict_checks_shape_and_fit(fitted: dict[str, PriceModel]) -> None:
 
 
 def test_registry_lists_every_kind() -> None:
-    assert set(KINDS) == set(ALL_KINDS)
+    assert set(KINDS) == {*ALL_KINDS, "lstm-numpy"}, "every trainable kind, and the numpy twin that only serves"
     assert all(KINDS[k].kind == k for k in KINDS)
     assert create("transformer", d_model=16, heads=2).params["d_model"] == 16
 

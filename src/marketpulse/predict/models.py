@@ -1,7 +1,9 @@
 """The model registry: kind name → :class:`PriceModel` class, creation, loading and prediction on samples.
 
 Deep kinds (``lstm``, ``gru``, ``alstm``, ``transformer``, ``tcn``) need torch; without it they are still listed
-in :data:`ALL_KINDS` but :func:`create` / :func:`load_model` raise :class:`MissingDependencyError`.
+in :data:`ALL_KINDS` but :func:`create` / :func:`load_model` raise :class:`MissingDependencyError`. ``lstm-numpy``
+(:mod:`marketpulse.predict.numpy_lstm`, an exported ``lstm`` served with numpy alone) loads everywhere; it is not
+a kind to train, so it is not in :data:`ALL_KINDS`.
 """
 
 from __future__ import annotations
@@ -16,12 +18,14 @@ import numpy.typing as npt
 from marketpulse.errors import ConfigError, MissingDependencyError
 from marketpulse.predict.base import META_FILE, PriceModel, Samples
 from marketpulse.predict.baselines import BASELINES
+from marketpulse.predict.numpy_lstm import NumpyLSTMModel
 
 DEEP_KINDS = ("lstm", "gru", "alstm", "transformer", "tcn")
 BASELINE_KINDS = tuple(cls.kind for cls in BASELINES)
 ALL_KINDS = BASELINE_KINDS + DEEP_KINDS
 
 KINDS: dict[str, type[PriceModel]] = {cls.kind: cls for cls in BASELINES}
+KINDS[NumpyLSTMModel.kind] = NumpyLSTMModel
 """Kind → class of every kind importable here (the deep kinds only when torch is installed)."""
 
 try:
