@@ -96,7 +96,10 @@ class LiveStack:
         history = SqliteHistoryStore(SqliteHistoryStoreConfig(), data_dir=self.data_dir)
         bus = MemoryBus(MemoryBusConfig(capacity=2_000_000, partitions=4))
         self.pipeline = Pipeline(settings, bus, MemoryOnlineStore(), history)
-        self.engine = LocalEngine(bus, self.pipeline.online, history)
+        from marketpulse.predict.online import build_predictor
+
+        # as `marketpulse run`: no registered model under this data dir, so the bundled demo model predicts
+        self.engine = LocalEngine(bus, self.pipeline.online, history, predictor=build_predictor(settings))
         config = ApiConfig(bootstrap_key=self.api_key, port=0)  # type: ignore[arg-type]
         context = ApiContext(
             self.pipeline.online,

@@ -125,6 +125,11 @@ def test_dashboard_shows_the_live_pipeline_in_chromium(tmp_path: Path) -> None:
         shot = browser.screenshot(OUT / "dashboard.png")
         dom = browser.dom()
         text = browser.text()
+        scrolled = browser.evaluate(
+            "(() => { const h = document.getElementById('fused-signal'); if (h) h.scrollIntoView(); return !!h; })()"
+        )
+        time.sleep(1.0)
+        fusion_shot = browser.screenshot(OUT / "dashboard-fusion.png")
         (OUT / "dashboard.html").write_text(dom)
         (OUT / "dashboard.txt").write_text(text)
 
@@ -140,6 +145,7 @@ def test_dashboard_shows_the_live_pipeline_in_chromium(tmp_path: Path) -> None:
     assert f"API price {price!r}" in dom
     for section in ("Price, indicators and volume", "Sentiment by source", "System health", "Fused signal"):
         assert section in text, section
-    if signal_status == 404:  # no fusion stage yet: the placeholder, not an error
-        assert "no fused signal yet" in text
+    # the bundled model predicts and the engine fuses: the signal, its weights and their history are drawn
+    assert signal_status == 200 and "weight history" in text and "no fused signal yet" not in text
+    assert scrolled and fusion_shot.is_file() and fusion_shot.stat().st_size > 10_000
     assert "Traceback" not in text and "could not draw" not in text

@@ -438,7 +438,9 @@ def weights_history_figure(frame: pd.DataFrame) -> go.Figure:
             col=1,
         )
     fig.add_hline(y=0, line_width=1, line_color="#9e9e9e", row=2, col=1)
-    fig.update_layout(height=340, **_LAYOUT)
+    # the legend sits above the plot however many rows it wraps to (inside, it hid weights near 1)
+    above = {"orientation": "h", "yanchor": "bottom", "y": 1.02}
+    fig.update_layout(height=360, **{**_LAYOUT, "legend": above, "margin": {**_LAYOUT["margin"], "t": 60}})
     fig.update_yaxes(title_text="weight", row=1, col=1)
     fig.update_yaxes(title_text="score", range=[-1.05, 1.05], row=2, col=1)
     if not fig.data:  # a blank panel that says so, not two empty axes

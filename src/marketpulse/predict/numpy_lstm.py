@@ -2,9 +2,9 @@
 
 :func:`export_lstm` copies a fitted :class:`~marketpulse.predict.torch_model.LSTMModel`'s weights and input scaling
 into a :class:`NumpyLSTMModel`; its :meth:`~NumpyLSTMModel.predict_proba` is PyTorch's LSTM recurrence in float32,
-as torch runs it (gates ``i, f, g, o`` in PyTorch's order: ``c ← σ(f) c + σ(i) tanh(g)``, ``h ← σ(o) tanh(c)``), the last hidden
-state through the linear head and a softmax — the same probabilities as the torch model to about 1e-6 (tested).
-It is inference only: :meth:`~NumpyLSTMModel.fit` raises. Saved as ``weights.npz`` beside ``meta.json``.
+as torch runs it (gates ``i, f, g, o`` in PyTorch's order: ``c ← σ(f) c + σ(i) tanh(g)``, ``h ← σ(o) tanh(c)``),
+the last hidden state through the linear head and a softmax — the torch model's probabilities to about 1e-7
+(tested). It is inference only: :meth:`~NumpyLSTMModel.fit` raises. Saved as ``weights.npz`` beside ``meta.json``.
 """
 
 from __future__ import annotations
