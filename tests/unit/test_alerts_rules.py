@@ -313,3 +313,20 @@ def test_dispatcher_gives_up_after_attempts_and_at_once_on_permanent_errors() ->
     d.submit(_alert("r", "A", 0))
     assert d.close(timeout=10)
     assert (permanent.calls, d.retried, d.failed) == (1, 0, 1)
+
+
+def test_price_move_skips_a_return_across_a_gap() -> None:
+    """1-minute prices, then an overnight pause and a 3 % gap: not a one-bar move (and σ stays intraday); with
+    ``gap_factor: null`` the same gap fires. The bar after the gap is judged again."""
+    for factor, expected in ((5.0, 0), (None, 1)):
+        rng = np.random.default_rng(11)
+        rule = PriceMoveRule(PriceMoveConfig(k=5.0, window=100, min_history=50, gap_factor=factor, cooldown_s=0))
+        price, fired = 100.0, []
+        for i in range(100):
+            price *= float(np.exp(rng.normal(0, 0.001)))
+            fired += rule.update("AAPL", at(i), price)
+        assert fired == []
+        price *= 1.03
+        assert len(rule.update("AAPL", at(99 + 17 * 60), price)) == expected
+        if factor is not None:
+            assert len(rule.update("AAPL", at(100 + 17 * 60), price * 1.02)) == 1, "the next bar is judged again"

@@ -85,6 +85,11 @@ class FusedSignal:
     weights: dict[str, float]
     inputs: dict[str, float]
 
+    @classmethod
+    def of(cls, p: float, weights: dict[str, float], inputs: dict[str, float]) -> FusedSignal:
+        """The signal of ``p(up) = p``: direction ``up`` when ``p >= 0.5``, confidence ``|2p − 1|``."""
+        return cls("up" if p >= 0.5 else "down", p, abs(2.0 * p - 1.0), weights, inputs)
+
 
 class Fusion(Protocol):
     """What the engine and the evaluation need of a fusion method."""
@@ -172,8 +177,7 @@ class HedgeFusion:
             return None
         total = sum(self.weights[name] for name in present)
         used = {name: self.weights[name] / total for name in present}
-        p = sum(used[name] * present[name] for name in present)
-        return FusedSignal("up" if p >= 0.5 else "down", p, abs(2.0 * p - 1.0), used, present)
+        return FusedSignal.of(sum(used[name] * present[name] for name in present), used, present)
 
     def update(self, inputs: Mapping[str, float | None], up: bool) -> None:
         """Learn from one settled prediction: ``inputs`` as predicted from, ``up`` the realised direction."""

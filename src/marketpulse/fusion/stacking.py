@@ -63,9 +63,8 @@ class StackingFusion:
         present = present_inputs(inputs, self.config.inputs)
         if not present:
             return None
-        p = self._probability(self._features(present))
         used = {name: self.weights[name] for name in present}
-        return FusedSignal("up" if p >= 0.5 else "down", p, abs(2.0 * p - 1.0), used, present)
+        return FusedSignal.of(self._probability(self._features(present)), used, present)
 
     def update(self, inputs: Mapping[str, float | None], up: bool) -> None:
         """Learn from one settled prediction: ``inputs`` as predicted from, ``up`` the realised direction."""

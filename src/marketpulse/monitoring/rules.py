@@ -44,6 +44,12 @@ class PriceMoveConfig(_RuleConfig):
     window: int = Field(100, ge=2, description="past returns in the windowed σ")
     ewma_halflife: float | None = Field(None, gt=0, description="bars; set to use an EWMA σ instead of the window")
     min_history: int = Field(30, ge=2, description="past returns seen before judging")
+    gap_factor: float | None = Field(
+        5.0,
+        gt=1,
+        description="a return across a pause longer than this × the symbol's usual spacing (overnight, a halt) is "
+        "neither judged nor added to σ; null judges every return",
+    )
 
 
 class SentimentSpikeConfig(_RuleConfig):
@@ -164,16 +170,28 @@ class PriceMoveRule(_Rule):
     def __init__(self, config: PriceMoveConfig | None = None) -> None:
         self.config = config = config or PriceMoveConfig()
         super().__init__(config)
-        self._last: dict[str, float] = {}
+        self._last: dict[str, tuple[float, float]] = {}
         self._stats: dict[str, _Window | _Ewma] = {}
+        self._spacing: dict[str, _Window] = {}
 
     def update(self, symbol: str, ts: datetime, price: float) -> list[Alert]:
-        """Judge the log return from the symbol's previous price (a non-positive or non-finite price is ignored)."""
+        """Judge the log return from the symbol's previous price (a non-positive or non-finite price is ignored;
+        a return across a gap, see ``gap_factor``, is skipped)."""
         if not (math.isfinite(price) and price > 0):
             return []
         previous = self._last.get(symbol)
-        self._last[symbol] = price
-        return [] if previous is None else self.update_return(symbol, ts, math.log(price / previous))
+        now = ts.timestamp()
+        self._last[symbol] = (now, price)
+        if previous is None:
+            return []
+        step = now - previous[0]
+        spacing = self._spacing.setdefault(symbol, _Window(self.config.window))
+        factor = self.config.gap_factor
+        if factor is not None and spacing.n >= 5 and step > factor * spacing.mean_std()[0]:
+            return []  # overnight or a halt: not a one-bar move, and not part of the one-bar σ
+        if step > 0:
+            spacing.add(step)
+        return self.update_return(symbol, ts, math.log(price / previous[1]))
 
     def update_return(self, symbol: str, ts: datetime, ret: float) -> list[Alert]:
         cfg = self.config
