@@ -222,6 +222,7 @@ def run(
         pipeline.online,
         pipeline.history,
         sentiment_model=settings.sentiment.model,
+        sentiment_options=settings.sentiment.options(),
         predictor=build_predictor(settings),
         alerts=AlertManager.from_config(settings.alerts, pipeline.bus) if settings.alerts.enabled else None,
         fusion=settings.fusion,

@@ -74,6 +74,15 @@ class SentimentConfig(_Section):
     encoder_path: Path | None = Field(
         None, description="a local Hugging Face model folder for the transformer (default: the bundled MiniLM)"
     )
+    precision: Literal["fp32", "bf16", "int8", "auto"] = Field(
+        "auto", description="the transformer's precision; auto = bf16 where the CPU has it natively, else fp32"
+    )
+
+    def options(self) -> dict[str, Any]:
+        """The model options these settings give (transformer options; the lexicon takes none)."""
+        if self.model == "lexicon":
+            return {}
+        return {"precision": self.precision, **({"encoder": self.encoder_path} if self.encoder_path else {})}
 
 
 class PredictConfig(_Section):

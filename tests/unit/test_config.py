@@ -280,3 +280,21 @@ def test_a_missing_file(tmp_path: Path) -> None:
     assert "\n" not in message
     assert str(path) in message
     assert "cannot read" in message
+
+
+def test_sentiment_settings_reach_the_model(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """``sentiment.encoder_path`` and ``precision`` are model options (they were once read by nothing); ``auto``
+    drops them when it falls back to the lexicon."""
+    import marketpulse.sentiment as sentiment
+    from marketpulse.config import SentimentConfig
+
+    assert SentimentConfig(model="lexicon", precision="bf16").options() == {}
+    assert SentimentConfig(encoder_path=tmp_path).options() == {"precision": "auto", "encoder": tmp_path}
+    monkeypatch.setattr(sentiment, "ensemble_available", lambda: False)
+    fallback = sentiment.build_sentiment_model("auto", **SentimentConfig(encoder_path=tmp_path).options())
+    assert fallback.name == "lexicon"
+    if sentiment.ml_available():
+        with pytest.raises(Exception, match=str(tmp_path.name)):  # an empty folder is no encoder: named, not ignored
+            sentiment.build_sentiment_model(
+                "transformer", **SentimentConfig(model="transformer", encoder_path=tmp_path).options()
+            )

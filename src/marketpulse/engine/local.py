@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -160,10 +160,11 @@ class LocalEngine:
         predictor: OnlinePredictor | None = None,
         alerts: AlertManager | None = None,
         fusion: OnlineFusionConfig | None = None,
+        sentiment_options: Mapping[str, Any] | None = None,
     ) -> None:
         self.bus, self.online, self.history, self.store = bus, online, history, store
         self.bar_interval_s, self.allowed_lateness_s = bar_interval_s, allowed_lateness_s
-        self.model = build_sentiment_model(sentiment_model)
+        self.model = build_sentiment_model(sentiment_model, **dict(sentiment_options or {}))
         self.predictor = predictor
         self.alerts = alerts
         self.state = EngineState(fusion=OnlineFusion(fusion or OnlineFusionConfig()))

@@ -54,10 +54,17 @@ def ensemble_available() -> bool:
     return ml_available() and (assets_dir() / ENSEMBLE_JSON).is_file()
 
 
+TRANSFORMER_OPTIONS = ("encoder", "head", "precision", "threads", "stacker", "variant")
+"""Options only the transformer-based models take (``auto`` drops them when it falls back to the lexicon)."""
+
+
 def _auto(**options: Any) -> SentimentModel:
     """The engine's default: the calibrated lexicon + transformer ``ensemble`` when the ``ml`` extra is installed
-    (and the shipped stacker is there), the ``lexicon`` otherwise (``options`` go to the model chosen)."""
-    return _ensemble(**options) if ensemble_available() else _lexicon(**options)
+    (and the shipped stacker is there), the ``lexicon`` otherwise (``options`` go to the model chosen; the
+    transformer's own options are dropped for the lexicon)."""
+    if ensemble_available():
+        return _ensemble(**options)
+    return _lexicon(**{k: v for k, v in options.items() if k not in TRANSFORMER_OPTIONS})
 
 
 MODELS: dict[str, Callable[..., SentimentModel]] = {
