@@ -42,9 +42,10 @@ from marketpulse.config import load_settings
 from marketpulse.demo import demo_sources
 from marketpulse.engine.local import LocalEngine
 from marketpulse.errors import StoreError
-from marketpulse.events import Alert, Prediction, Signal
+from marketpulse.events import Alert, Prediction, SentimentScore, Signal
 from marketpulse.features.market import NAMES, schema_hash
 from marketpulse.pipeline import Pipeline, publish_market
+from marketpulse.sentiment.aggregate import AggregateConfig
 from marketpulse.store.memory import MemoryOnlineStore
 from marketpulse.store.sqlite import SqliteHistoryStore
 
@@ -274,6 +275,83 @@ def test_signal_history_is_the_weight_history(served: Served) -> None:
     assert bad.status_code == 422 and bad.json()["error"]["code"] == "validation_error"
     schema = httpx.get(served.url + "/openapi.json").json()
     assert "SignalHistory" in json.dumps(schema["paths"]["/v1/signals/{symbol}/history"]["get"]["responses"]["200"])
+
+
+def _decayed_mean(posts: list[tuple[datetime, float]], at: datetime, config: AggregateConfig) -> tuple[float, int]:
+    """The reference, written out: the ``2 ** (-age / half_life_s)``-weighted mean polarity of the posts in
+    ``(at - window_s, at]`` and their number (each post weighs 1 before decay)."""
+    inside = [(t, p) for t, p in posts if timedelta(0) <= at - t < timedelta(seconds=config.window_s)]
+    weights = [2 ** (-(at - t).total_seconds() / config.half_life_s) for t, _ in inside]
+    return sum(w * p for w, (_, p) in zip(weights, inside, strict=True)) / sum(weights), len(inside)
+
+
+def test_sentiment_history_replays_the_stored_post_scores(served: Served) -> None:
+    """Stored per-post scores of two sources over two hours come back as one row per source and one ``all`` row
+    at every ``step_s`` grid time that has posts in the window, each equal to the decayed window mean of the
+    posts written here (and ``all`` to the configured source mix); points after ``start`` see the posts of the
+    window before it; ``limit`` keeps the newest rows."""
+    config = AggregateConfig()
+    base = datetime(2020, 3, 2, 10, tzinfo=UTC)  # after the bundled sample: no other posts in these windows
+    posts = {
+        "news": [(base + timedelta(minutes=7 + 30 * i), p) for i, p in enumerate([0.5, -0.2, 0.8, 0.1])],
+        "reddit": [(base + timedelta(minutes=20), -0.4), (base + timedelta(minutes=80), 0.6)],
+    }
+    events = [
+        SentimentScore(
+            ts=t,
+            symbol=SYMBOL,
+            source=source,
+            model="lexicon",
+            polarity=p,
+            intensity=abs(p),
+            probs={"negative": max(-p, 0.0), "neutral": 1 - abs(p), "positive": max(p, 0.0)},
+            ref_id=f"{source}-{i}",
+        )
+        for source, rows in posts.items()
+        for i, (t, p) in enumerate(rows)
+    ]
+    served.pipeline.history.write_events("sentiment", events[::-1])  # stored out of order
+    path = f"/v1/sentiment/{SYMBOL}/history"
+    span = {"start": base.isoformat(), "end": (base + timedelta(hours=2)).isoformat(), "step_s": 600}
+    body = served.get(path, params=span).json()
+    rows = body["sentiment"]
+    assert body["symbol"] == SYMBOL and body["step_s"] == 600 and body["window_s"] == config.window_s
+    assert body["count"] == len(rows) == 26 and body["truncated"] is False
+    # the grid: every 10 min from the first post's (10:10) to the newest post's (11:30, not after 11:37)
+    grid = [base + timedelta(minutes=10 * k) for k in range(1, 10)]
+    stamp = {t.isoformat().replace("+00:00", "Z"): t for t in grid}
+    assert sorted(stamp) == sorted({r["ts"] for r in rows})
+    assert [(r["ts"], r["source"]) for r in rows] == sorted((r["ts"], r["source"]) for r in rows)
+    assert [r["source"] for r in rows[:5]] == ["all", "news", "all", "news", "reddit"]  # reddit from 10:20
+    assert rows[0]["polarity"] == pytest.approx(0.5) and rows[1]["polarity"] == pytest.approx(0.5)  # one post
+    for at_text, at in stamp.items():
+        here = {r["source"]: r for r in rows if r["ts"] == at_text}
+        means = {s: _decayed_mean(p, at, config) for s, p in posts.items() if min(t for t, _ in p) <= at}
+        assert set(here) == {"all", *means}
+        for source, (mean, count) in means.items():
+            assert here[source]["polarity"] == pytest.approx(mean) and here[source]["count"] == count
+        weights = {s: config.source_weights[s] for s in means}
+        mix = sum(weights[s] * means[s][0] for s in means) / sum(weights.values())
+        assert here["all"]["polarity"] == pytest.approx(mix)
+        assert here["all"]["count"] == sum(count for _, count in means.values())
+        assert set(here["all"]["probs"]) == {"negative", "neutral", "positive"} and here["all"]["dispersion"] >= 0
+    later = {**span, "start": (base + timedelta(hours=1)).isoformat()}  # the window before start still counts
+    assert served.get(path, params=later).json()["sentiment"] == [r for r in rows if r["ts"] >= "2020-03-02T11:00"]
+    limited = served.get(path, params={**span, "limit": 4}).json()
+    assert limited["truncated"] and limited["count"] == 4 and limited["sentiment"] == rows[-4:]
+    newest = served.get(path, params={"step_s": 600, "limit": 26}).json()  # no range: the newest rows
+    assert newest["sentiment"] == rows and newest["truncated"]  # the sample's older posts match too
+    for params in ({"start": "2030-01-01"}, {"start": span["end"], "end": span["start"]}):
+        empty = served.get(path, params=params)
+        assert empty.status_code == 200 and empty.json()["sentiment"] == [] and empty.json()["count"] == 0
+    unknown = served.get("/v1/sentiment/ZZZZ/history")
+    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "unknown_symbol"
+    for step in (5, 86_401, "x"):
+        bad = served.get(path, params={"step_s": step})
+        assert bad.status_code == 422 and bad.json()["error"]["code"] == "validation_error"
+    operation = httpx.get(served.url + "/openapi.json").json()["paths"]["/v1/sentiment/{symbol}/history"]["get"]
+    assert "SentimentHistory" in json.dumps(operation["responses"]["200"])
+    assert {p["name"] for p in operation["parameters"]} >= {"start", "end", "limit", "step_s"}
 
 
 def test_unknown_symbol_and_unknown_path_have_the_error_body(served: Served) -> None:

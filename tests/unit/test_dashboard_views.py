@@ -108,6 +108,32 @@ def test_sentiment_points_and_frame() -> None:
     assert views.sentiment_frame(None, []).empty
 
 
+def test_sentiment_frame_reads_the_sentiment_history_answer() -> None:
+    """The ``GET /v1/sentiment/{symbol}/history`` shape: rows under ``sentiment``; the combined ``all`` rows are
+    drawn as ``combined``, like the samples; an empty answer falls back to the samples."""
+    point = {"probs": {"negative": 0.1, "neutral": 0.6, "positive": 0.3}, "dispersion": 0.1}
+    answer = {
+        "symbol": "MSFT",
+        "step_s": 300,
+        "window_s": 86400.0,
+        "count": 3,
+        "truncated": False,
+        "sentiment": [
+            {"ts": "2014-06-02T14:30:00Z", "source": "all", "polarity": 0.2, "intensity": 0.3, "count": 3, **point},
+            {"ts": "2014-06-02T14:30:00Z", "source": "news", "polarity": 0.4, "intensity": 0.5, "count": 1, **point},
+            {"ts": "2014-06-02T14:25:00Z", "source": "news", "polarity": 0.1, "intensity": 0.2, "count": 1, **point},
+        ],
+    }
+    frame = views.sentiment_frame(answer, [])
+    assert frame["source"].tolist() == ["news", "combined", "news"]  # sorted by time
+    assert frame["polarity"].tolist() == [0.1, 0.2, 0.4] and frame["count"].tolist() == [1, 3, 1]
+    assert frame["ts"].iloc[0] == pd.Timestamp("2014-06-02T14:25:00Z")
+    samples = [{"ts": pd.Timestamp("2014-06-02T14:30:00Z"), "source": "combined", "polarity": 0.0}]
+    empty = views.sentiment_frame({**answer, "count": 0, "sentiment": []}, samples)
+    assert empty["polarity"].tolist() == [0.0]
+    assert len(views.sentiment_figure(frame).data) == 2
+
+
 def test_pick_stats_and_counter_rates() -> None:
     stats = {
         "pipeline": {

@@ -90,6 +90,25 @@ class Sentiment(BaseModel):
     )
 
 
+class SentimentPoint(BaseModel):
+    ts: datetime
+    source: str = Field(description="a source, or 'all' for the combined score")
+    polarity: float
+    intensity: float
+    probs: dict[str, float]
+    count: int = Field(description="posts inside the window at ts")
+    dispersion: float
+
+
+class SentimentHistory(BaseModel):
+    symbol: str
+    step_s: int = Field(description="seconds between points; points are whole multiples of it since the epoch")
+    window_s: float = Field(description="the aggregation window: posts with ts - window_s < t <= ts count")
+    count: int
+    truncated: bool = Field(description="true when more rows matched than 'limit' (the newest are returned)")
+    sentiment: list[SentimentPoint] = Field(description="sorted by (ts, source)")
+
+
 class Prediction(BaseModel):
     symbol: str
     ts: datetime

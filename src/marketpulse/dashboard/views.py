@@ -167,11 +167,11 @@ def sentiment_points(reply: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def sentiment_frame(history: Any, samples: list[dict[str, Any]]) -> pd.DataFrame:
-    """The timeline: rows of a history endpoint answer when there is one, else the samples the page collected."""
+    """The timeline: rows of a history endpoint answer when there is one, else the samples the page collected.
+    The API's combined rows (source ``all``) are named ``combined``, as the samples name them."""
     frame = records_frame(history, "sentiment", "history", "scores") if history is not None else pd.DataFrame()
     if not frame.empty and "polarity" in frame:
-        if "source" not in frame:
-            frame["source"] = "combined"
+        frame["source"] = frame["source"].replace({"all": "combined"}) if "source" in frame else "combined"
         return frame
     if not samples:
         return pd.DataFrame(columns=["ts", "source", "polarity", "intensity", "count"])

@@ -2,13 +2,15 @@
 
 Online kinds read: ``sentiment`` (combined aggregate), ``predictions``, ``signals`` (expected value:
 ``{"ts": ns, "score": float, "components": {...}, "weights": {...}}``). History event kinds: ``sentiment``
-(per-post scores, for the per-source view), ``predictions``, ``signals``, ``alerts``.
+(per-post scores, for the per-source view and its timeline), ``predictions``, ``signals``, ``alerts``.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import Annotated
+import bisect
+import math
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, TypeGuard
 
 from fastapi import APIRouter, Query
 
@@ -20,6 +22,8 @@ from marketpulse.api.models import (
     Prediction,
     PredictionHistory,
     Sentiment,
+    SentimentHistory,
+    SentimentPoint,
     SignalHistory,
     SignalOut,
     SourceSentiment,
@@ -27,7 +31,8 @@ from marketpulse.api.models import (
 from marketpulse.api.routes.common import End, Limit, Start, newest, ns_dt, num, nums, probs, require
 from marketpulse.events import Alert, SentimentScore, Signal
 from marketpulse.events import Prediction as PredictionEvent
-from marketpulse.sentiment.aggregate import SentimentAggregator
+from marketpulse.sentiment.aggregate import ALL_SOURCES, Aggregate, AggregateConfig, SentimentAggregator
+from marketpulse.sentiment.base import LABELS
 
 router = APIRouter(prefix="/v1", tags=["signals"], dependencies=GUARDS, responses=responses(401, 403, 429))
 NOT_FOUND = responses(404)
@@ -66,6 +71,139 @@ def sentiment(state: State, symbol: Symbol) -> Sentiment:
         probs=probs(value.get("probs")),
         sources=sources,
     )
+
+
+StepS = Annotated[
+    int, Query(ge=10, le=86_400, description="seconds between points (whole multiples of it since the epoch)")
+]
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_NS = 1_000_000_000
+
+
+@router.get(
+    "/sentiment/{symbol}/history",
+    response_model=SentimentHistory,
+    responses=NOT_FOUND,
+    summary="Per-source sentiment over time",
+)
+def sentiment_history(
+    state: State, symbol: Symbol, start: Start = None, end: End = None, limit: Limit = 1000, step_s: StepS = 300
+) -> SentimentHistory:
+    """The per-source timeline recomputed from the stored per-post scores (each post counts 1: engagement weights
+    are not stored).
+
+    The symbol's posts are replayed in time order through a :class:`SentimentAggregator` (default config, window
+    ``window_s``), from one window before ``start`` so the first points already have a full window. The points are
+    the times ``T`` that are whole multiples of ``step_s`` since the epoch with ``start <= T < end``, not after the
+    newest stored post (event time has not reached them) and with at least one post in ``(T - window_s, T]``. Each
+    point gives one row per source with posts in the window and one ``all`` row: the aggregator's combined score,
+    i.e. the configured source weights **without** the engine's learned reliability weights (those are not
+    stored), so it can differ slightly from the live combined score of ``GET /v1/sentiment/{symbol}``. Rows are
+    sorted by (ts, source); the newest ``limit`` when more match (``truncated``). A known symbol without stored
+    posts in the range gives an empty list (404 only for an unknown symbol); ``start`` after ``end`` is empty.
+    Bounded work: the read is ``[start - window_s, end)`` (everything up to ``end`` without ``start``), and only
+    the points of the newest ``limit`` rows are computed, whatever the range."""
+    lo, hi = time_range(start, end)
+    agg = SentimentAggregator()
+    posts: list[SentimentScore] = []
+    if lo is None or hi is None or lo < hi:
+        stored = state.context.history.read_events("sentiment", symbol, _before(lo, agg.config.window_s), hi)
+        posts = sorted((e for e in stored if _post(e, symbol)), key=lambda e: e.ts)
+    times = [_ns(e.ts) for e in posts]
+    points = _points(posts, times, lo, hi, step_s, limit, agg.config)
+    rows: list[SentimentPoint] = []
+    window = int(agg.config.window_s * _NS)
+    fed = bisect.bisect_right(times, points[0] - window) if points else 0
+    for at_ns in points:
+        while fed < len(posts) and times[fed] <= at_ns:
+            agg.update(posts[fed])
+            fed += 1
+        at = ns_dt(at_ns)
+        parts = [agg.get_source(symbol, source, at) for source in agg.sources(symbol)]
+        rows.extend(_point(part) for part in (*parts, agg.get(symbol, at)) if part is not None)
+    rows.sort(key=lambda r: (r.ts, r.source))
+    kept, truncated = newest(rows, limit)
+    return SentimentHistory(
+        symbol=symbol,
+        step_s=step_s,
+        window_s=agg.config.window_s,
+        count=len(kept),
+        truncated=truncated,
+        sentiment=kept,
+    )
+
+
+def _post(event: object, symbol: str) -> TypeGuard[SentimentScore]:
+    """A stored per-post score of ``symbol`` that the aggregator counts (finite values; not an ``all`` aggregate)."""
+    if not isinstance(event, SentimentScore) or event.symbol != symbol or event.source == ALL_SOURCES:
+        return False
+    values = (event.polarity, event.intensity, *((event.probs or {}).get(k, 0.0) for k in LABELS))
+    return all(math.isfinite(float(v)) for v in values)
+
+
+def _points(
+    posts: list[SentimentScore],
+    times: list[int],
+    lo: datetime | None,
+    hi: datetime | None,
+    step_s: int,
+    limit: int,
+    config: AggregateConfig,
+) -> list[int]:
+    """The grid times (epoch ns, oldest first) of the newest rows of :func:`sentiment_history`: walked down from the
+    newest post until more than ``limit`` rows are covered, jumping over gaps longer than the window, so the work is
+    bounded by ``limit`` plus the number of posts. A point's rows are counted as the aggregator will give them: one
+    per source with posts in ``(T - window, T]``, plus ``all`` when those sources' configured weights sum above 0."""
+    if not posts:
+        return []
+    window, step = int(config.window_s * _NS), step_s * _NS
+    by_source: dict[str, list[int]] = {}
+    for post, t in zip(posts, times, strict=True):
+        by_source.setdefault(post.source, []).append(t)
+    top = times[-1] if hi is None else min(times[-1], _ns(hi) - 1)
+    bottom = times[0] if lo is None else _ns(lo)
+    at, rows, out = top // step * step, 0, []
+    while at >= bottom and rows <= limit:
+        last = bisect.bisect_right(times, at)
+        if last == 0:
+            break
+        if times[last - 1] <= at - window:  # nothing in the window: jump to the last point that sees that post
+            at = (times[last - 1] + window - 1) // step * step
+            continue
+        present = [
+            s for s, ts in by_source.items() if bisect.bisect_right(ts, at) > bisect.bisect_right(ts, at - window)
+        ]
+        weight = sum(config.source_weights.get(s, config.default_source_weight) for s in present)
+        rows += len(present) + int(weight > 0)
+        out.append(at)
+        at -= step
+    return out[::-1]
+
+
+def _point(part: Aggregate) -> SentimentPoint:
+    return SentimentPoint(
+        ts=part.ts,
+        source=part.source,
+        polarity=part.polarity,
+        intensity=part.intensity,
+        probs=probs(part.probs),
+        count=part.count,
+        dispersion=part.dispersion,
+    )
+
+
+def _ns(at: datetime) -> int:
+    return (at - _EPOCH) // timedelta(microseconds=1) * 1_000
+
+
+def _before(at: datetime | None, seconds: float) -> datetime | None:
+    """``at - seconds``; ``None`` (unbounded) without ``at`` or when that is before the earliest datetime."""
+    if at is None:
+        return None
+    try:
+        return at - timedelta(seconds=seconds)
+    except OverflowError:
+        return None
 
 
 @router.get("/predictions/{symbol}", response_model=Prediction, responses=NOT_FOUND, summary="Latest prediction")
