@@ -330,3 +330,18 @@ def test_price_move_skips_a_return_across_a_gap() -> None:
         assert len(rule.update("AAPL", at(99 + 17 * 60), price)) == expected
         if factor is not None:
             assert len(rule.update("AAPL", at(100 + 17 * 60), price * 1.02)) == 1, "the next bar is judged again"
+
+
+def test_price_move_keeps_one_series_per_bar_interval() -> None:
+    """1-minute closes and a daily close of the same symbol (another price level, another time grid) interleaved:
+    no jump between the two series; a real 1-minute jump still fires."""
+    rule = PriceMoveRule(PriceMoveConfig(k=5.0, window=100, min_history=50, cooldown_s=0))
+    rng = np.random.default_rng(5)
+    price, fired = 100.0, []
+    for i in range(200):
+        price *= float(np.exp(rng.normal(0, 0.001)))
+        fired += rule.update("AAPL", at(i), price, series=60)
+        if i % 100 == 99:  # the day's own bar, 11 % away from the intraday path (e.g. unadjusted)
+            fired += rule.update("AAPL", at(i), price * 1.11, series=86_400)
+    assert fired == []
+    assert len(rule.update("AAPL", at(200), price * 1.02, series=60)) == 1

@@ -277,7 +277,7 @@ class LocalEngine:
 
     def _features(self, bars: pd.DataFrame, interval_s: int, ingest_ns: int) -> None:
         if self.alerts is not None:
-            self._alert_bars(bars)
+            self._alert_bars(bars, interval_s)
         state = self.state.features.setdefault(interval_s, FeatureState())
         rows, _ = compute_features(bars, state)
         if rows.empty:
@@ -387,7 +387,7 @@ class LocalEngine:
         if alerts and self.store:
             self.history.write_events("alerts", alerts)
 
-    def _alert_bars(self, bars: pd.DataFrame) -> None:
+    def _alert_bars(self, bars: pd.DataFrame, interval_s: int) -> None:
         """Bars in event time to the alert rules (k-sigma moves; they also settle the drift rule's outcomes)."""
         assert self.alerts is not None
         ts_all = bars["ts"].to_numpy("datetime64[ns]").view(np.int64)
@@ -397,7 +397,7 @@ class LocalEngine:
         fired: list[Alert] = []
         for i in order.tolist():
             when = datetime.fromtimestamp(int(ts_all[i]) / 1e9, UTC)
-            fired += self.alerts.observe_price(symbols[i], when, float(closes[i]))
+            fired += self.alerts.observe_price(symbols[i], when, float(closes[i]), interval_s)
         self._stored(fired)
         if len(ts_all):
             newest = datetime.fromtimestamp(int(ts_all.max()) / 1e9, UTC)

@@ -152,12 +152,12 @@ class AlertManager:
         if isinstance(event, Signal):
             return self._run("signal_flip", lambda: self.signal_flip.update(event.symbol, event.ts, event.score))
         if isinstance(event, Bar):
-            return self._price(event.symbol, event.ts, event.close)
+            return self._price(event.symbol, event.ts, event.close, event.interval_s)
         if isinstance(event, BarBatch):
             out: list[Alert] = []
             closes = np.frombuffer(event.close, "<f8")
             for ns, close in zip(np.frombuffer(event.ts_ns, "<i8").tolist(), closes.tolist(), strict=True):
-                out += self._price(event.symbol, _EPOCH + timedelta(microseconds=ns // 1000), close)
+                out += self._price(event.symbol, _EPOCH + timedelta(microseconds=ns // 1000), close, event.interval_s)
             return out
         if isinstance(event, Prediction):
             ref = self._last_price.get(event.symbol)
@@ -174,9 +174,10 @@ class AlertManager:
     def observe_many(self, events: Iterable[Event]) -> list[Alert]:
         return [a for e in events for a in self.observe(e)]
 
-    def observe_price(self, symbol: str, ts: datetime, price: float) -> list[Alert]:
-        """A bar's close (or a trade price): the k-sigma rule, and the outcome of pending predictions."""
-        return self._price(symbol, ts, price)
+    def observe_price(self, symbol: str, ts: datetime, price: float, interval_s: int | None = None) -> list[Alert]:
+        """A bar's close (or a trade price): the k-sigma rule — per symbol and bar interval, so daily and 1-minute
+        closes never make one series — and the outcome of pending predictions."""
+        return self._price(symbol, ts, price, interval_s)
 
     def observe_sentiment(self, symbol: str, ts: datetime, count: float, polarity: float | None) -> list[Alert]:
         return self._run("sentiment_spike", lambda: self.sentiment_spike.update(symbol, ts, count, polarity))
@@ -194,8 +195,8 @@ class AlertManager:
     def _run(self, rule: str, fire: Callable[[], list[Alert]]) -> list[Alert]:
         return self.emit(fire()) if rule in self._enabled else []
 
-    def _price(self, symbol: str, ts: datetime, price: float) -> list[Alert]:
-        out = self._run("price_move", lambda: self.price_move.update(symbol, ts, price))
+    def _price(self, symbol: str, ts: datetime, price: float, interval_s: int | None = None) -> list[Alert]:
+        out = self._run("price_move", lambda: self.price_move.update(symbol, ts, price, series=interval_s))
         if math.isfinite(price) and price > 0:
             self._last_price[symbol] = price
             pending = self._pending.get(symbol)

@@ -170,34 +170,37 @@ class PriceMoveRule(_Rule):
     def __init__(self, config: PriceMoveConfig | None = None) -> None:
         self.config = config = config or PriceMoveConfig()
         super().__init__(config)
-        self._last: dict[str, tuple[float, float]] = {}
-        self._stats: dict[str, _Window | _Ewma] = {}
-        self._spacing: dict[str, _Window] = {}
+        self._last: dict[tuple[str, object], tuple[float, float]] = {}
+        self._stats: dict[tuple[str, object], _Window | _Ewma] = {}
+        self._spacing: dict[tuple[str, object], _Window] = {}
 
-    def update(self, symbol: str, ts: datetime, price: float) -> list[Alert]:
-        """Judge the log return from the symbol's previous price (a non-positive or non-finite price is ignored;
-        a return across a gap, see ``gap_factor``, is skipped)."""
+    def update(self, symbol: str, ts: datetime, price: float, series: object = None) -> list[Alert]:
+        """Judge the log return from the previous price of the symbol's ``series`` (e.g. the bar interval: each
+        series has its own returns and σ); a non-positive or non-finite price is ignored, and a return across a
+        gap (see ``gap_factor``) is skipped."""
         if not (math.isfinite(price) and price > 0):
             return []
-        previous = self._last.get(symbol)
+        key = (symbol, series)
+        previous = self._last.get(key)
         now = ts.timestamp()
-        self._last[symbol] = (now, price)
+        self._last[key] = (now, price)
         if previous is None:
             return []
         step = now - previous[0]
-        spacing = self._spacing.setdefault(symbol, _Window(self.config.window))
+        spacing = self._spacing.setdefault(key, _Window(self.config.window))
         factor = self.config.gap_factor
         if factor is not None and spacing.n >= 5 and step > factor * spacing.mean_std()[0]:
             return []  # overnight or a halt: not a one-bar move, and not part of the one-bar σ
         if step > 0:
             spacing.add(step)
-        return self.update_return(symbol, ts, math.log(price / previous[1]))
+        return self.update_return(symbol, ts, math.log(price / previous[1]), series)
 
-    def update_return(self, symbol: str, ts: datetime, ret: float) -> list[Alert]:
+    def update_return(self, symbol: str, ts: datetime, ret: float, series: object = None) -> list[Alert]:
         cfg = self.config
-        stats = self._stats.get(symbol)
+        stats = self._stats.get((symbol, series))
         if stats is None:
-            stats = self._stats[symbol] = _Ewma(cfg.ewma_halflife) if cfg.ewma_halflife else _Window(cfg.window)
+            stats = _Ewma(cfg.ewma_halflife) if cfg.ewma_halflife else _Window(cfg.window)
+            self._stats[(symbol, series)] = stats
         out: list[Alert] = []
         if stats.n >= cfg.min_history:
             sigma = stats.mean_std()[1]  # past returns only: ``ret`` is added below
