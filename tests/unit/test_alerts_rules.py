@@ -345,3 +345,26 @@ def test_price_move_keeps_one_series_per_bar_interval() -> None:
             fired += rule.update("AAPL", at(i), price * 1.11, series=86_400)
     assert fired == []
     assert len(rule.update("AAPL", at(200), price * 1.02, series=60)) == 1
+
+
+def test_a_burst_is_judged_when_event_time_moves_on_without_a_later_post() -> None:
+    """The symbol's posts stop after a burst: the bucket is judged once any stream's event time (e.g. bars) is
+    ``lateness_s`` past its end — not hours later at the next post. A post for a judged bucket is ignored."""
+    spike = SentimentSpikeConfig(bucket_s=60, min_history=10, window=30, z=3.0, lateness_s=30)
+    manager = AlertManager(AlertsConfig(sentiment_spike=spike))
+
+    def post(minutes: float) -> SentimentScore:
+        return SentimentScore(
+            ts=at(minutes), symbol="GME", source="x", model="lexicon", polarity=0.1, intensity=0.5, ref_id="p"
+        )
+
+    fired: list[Alert] = []
+    for minute in range(20):
+        fired += manager.observe(post(minute + 0.1)) + manager.observe(post(minute + 0.5))
+    for k in range(30):  # a burst in minute 20, then silence
+        fired += manager.observe(post(20 + k / 100))
+    assert fired == [] and manager.advance(at(21.4)) == [], "21:00 + 30 s of lateness not reached yet"
+    fired = manager.advance(at(21.5))
+    assert [(a.rule, a.symbol, a.ts) for a in fired] == [("sentiment_spike", "GME", at(21))]
+    assert manager.observe(post(20.9)) == [], "late for a judged bucket: ignored"
+    assert manager.advance(at(300)) == [], "quiet buckets after the burst are judged too, without an alert"

@@ -388,7 +388,8 @@ class LocalEngine:
             self.history.write_events("alerts", alerts)
 
     def _alert_bars(self, bars: pd.DataFrame, interval_s: int) -> None:
-        """Bars in event time to the alert rules (k-sigma moves; they also settle the drift rule's outcomes)."""
+        """Bars in event time to the alert rules (k-sigma moves per symbol and interval); their time also closes the
+        sentiment-spike buckets that have ended (so a burst of posts is judged without waiting for a later post)."""
         assert self.alerts is not None
         ts_all = bars["ts"].to_numpy("datetime64[ns]").view(np.int64)
         order = np.argsort(ts_all, kind="stable")
@@ -398,10 +399,11 @@ class LocalEngine:
         for i in order.tolist():
             when = datetime.fromtimestamp(int(ts_all[i]) / 1e9, UTC)
             fired += self.alerts.observe_price(symbols[i], when, float(closes[i]), interval_s)
-        self._stored(fired)
         if len(ts_all):
             newest = datetime.fromtimestamp(int(ts_all.max()) / 1e9, UTC)
+            fired += self.alerts.advance(newest)
             self.state.newest_ts = max(self.state.newest_ts or newest, newest)
+        self._stored(fired)
 
     def _realised_returns(self, bars: pd.DataFrame, interval_s: int) -> None:
         """Bars of the reliability estimator's period → each symbol's realised log return, so every source's

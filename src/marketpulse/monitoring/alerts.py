@@ -215,17 +215,35 @@ class AlertManager:
         if state is None:
             state = self._buckets[event.symbol] = [index, 0.0, 0.0]
         elif index > state[0]:
-            start, count, total = int(state[0]), state[1], state[2]
-            out += self.observe_sentiment(
-                event.symbol, _bucket_end(start, size), count, total / count if count else None
-            )
-            for empty in range(max(start + 1, index - self.config.sentiment_spike.window), index):
-                out += self.observe_sentiment(event.symbol, _bucket_end(empty, size), 0.0, None)
-            state[:] = [index, 0.0, 0.0]
+            out += self._close_buckets(event.symbol, state, index)
         elif index < state[0]:
             return []  # later than its bucket: already judged
         state[1] += 1
         state[2] += event.polarity
+        return out
+
+    def _close_buckets(self, symbol: str, state: list[float], index: int) -> list[Alert]:
+        """Judge the open bucket and the empty ones after it, up to (not including) bucket ``index``."""
+        size, window = self.config.sentiment_spike.bucket_s, self.config.sentiment_spike.window
+        start, count, total = int(state[0]), state[1], state[2]
+        out = self.observe_sentiment(symbol, _bucket_end(start, size), count, total / count if count else None)
+        for empty in range(max(start + 1, index - window), index):
+            out += self.observe_sentiment(symbol, _bucket_end(empty, size), 0.0, None)
+        state[:] = [index, 0.0, 0.0]
+        return out
+
+    def advance(self, ts: datetime) -> list[Alert]:
+        """Event time has reached ``ts`` (from any stream, e.g. bars): every symbol's sentiment bucket that ended at
+        least ``sentiment_spike.lateness_s`` before is judged now, without waiting for the symbol's next post (a
+        post that arrives later for a judged bucket is ignored, as always)."""
+        if "sentiment_spike" not in self._enabled or not self._buckets:
+            return []
+        cfg = self.config.sentiment_spike
+        index = (_ts_ns(ts) - int(cfg.lateness_s * 1e9)) // (cfg.bucket_s * 1_000_000_000)
+        out: list[Alert] = []
+        for symbol, state in self._buckets.items():
+            if index > state[0]:
+                out += self._close_buckets(symbol, state, int(index))
         return out
 
     # -- sending --------------------------------------------------------------------------------------------------

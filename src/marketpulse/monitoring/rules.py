@@ -59,6 +59,9 @@ class SentimentSpikeConfig(_RuleConfig):
     min_history: int = Field(24, ge=2, description="past buckets seen before judging")
     volume_min_std: float = Field(1.0, gt=0, description="floor of the post-count std")
     polarity_min_std: float = Field(0.05, gt=0, description="floor of the mean-polarity std")
+    lateness_s: float = Field(
+        300.0, ge=0, description="a bucket is judged once event time (any stream) is this far past its end"
+    )
 
 
 class ModelDriftConfig(_RuleConfig):
