@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, TypeGuard
 
 from fastapi import APIRouter, Query
@@ -33,6 +33,7 @@ from marketpulse.events import Alert, SentimentScore, Signal
 from marketpulse.events import Prediction as PredictionEvent
 from marketpulse.sentiment.aggregate import ALL_SOURCES, Aggregate, AggregateConfig, SentimentAggregator
 from marketpulse.sentiment.base import LABELS
+from marketpulse.store.memory import to_ns
 
 router = APIRouter(prefix="/v1", tags=["signals"], dependencies=GUARDS, responses=responses(401, 403, 429))
 NOT_FOUND = responses(404)
@@ -76,7 +77,6 @@ def sentiment(state: State, symbol: Symbol) -> Sentiment:
 StepS = Annotated[
     int, Query(ge=10, le=86_400, description="seconds between points (whole multiples of it since the epoch)")
 ]
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _NS = 1_000_000_000
 
 
@@ -109,7 +109,7 @@ def sentiment_history(
     if lo is None or hi is None or lo < hi:
         stored = state.context.history.read_events("sentiment", symbol, _before(lo, agg.config.window_s), hi)
         posts = sorted((e for e in stored if _post(e, symbol)), key=lambda e: e.ts)
-    times = [_ns(e.ts) for e in posts]
+    times = [to_ns(e.ts) for e in posts]
     points = _points(posts, times, lo, hi, step_s, limit, agg.config)
     rows: list[SentimentPoint] = []
     window = int(agg.config.window_s * _NS)
@@ -160,8 +160,8 @@ def _points(
     by_source: dict[str, list[int]] = {}
     for post, t in zip(posts, times, strict=True):
         by_source.setdefault(post.source, []).append(t)
-    top = times[-1] if hi is None else min(times[-1], _ns(hi) - 1)
-    bottom = times[0] if lo is None else _ns(lo)
+    top = times[-1] if hi is None else min(times[-1], to_ns(hi) - 1)
+    bottom = times[0] if lo is None else to_ns(lo)
     at, rows, out = top // step * step, 0, []
     while at >= bottom and rows <= limit:
         last = bisect.bisect_right(times, at)
@@ -190,10 +190,6 @@ def _point(part: Aggregate) -> SentimentPoint:
         count=part.count,
         dispersion=part.dispersion,
     )
-
-
-def _ns(at: datetime) -> int:
-    return (at - _EPOCH) // timedelta(microseconds=1) * 1_000
 
 
 def _before(at: datetime | None, seconds: float) -> datetime | None:
